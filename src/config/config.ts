@@ -1,0 +1,116 @@
+import { decodeKey256, envSchema, type Env } from './schema';
+
+export type StorageConfig =
+  | { kind: 'connectionString'; connectionString: string }
+  | { kind: 'identity'; tableServiceUri: string; queueServiceUri: string; managedIdentityClientId?: string };
+
+export type SecretStoreConfig =
+  | { kind: 'keyVault'; vaultUri: string }
+  | { kind: 'local'; key: Buffer; directory: string };
+
+export type ApiAuthConfig =
+  | { kind: 'secret'; secret: Uint8Array; issuer?: string; audience?: string; tenantClaim: string }
+  | { kind: 'jwks'; jwksUri: string; issuer: string; audience: string; tenantClaim: string };
+
+export interface AppConfig {
+  storage: StorageConfig;
+  secrets: SecretStoreConfig;
+  publicBaseUrl: string;
+  apiAuth: ApiAuthConfig;
+  hubspot: { apiBaseUrl: string; oauth?: { clientId: string; clientSecret: string; redirectUri: string } };
+  msgraph: { baseUrl: string; app?: { clientId: string; clientSecret: string; homeTenantId?: string } };
+  teams: { fallbackWebhookUrl?: string };
+  logLevel: Env['LOG_LEVEL'];
+  /** True when the process runs on the Azure platform (App Service / Functions). */
+  runningInAzure: boolean;
+}
+
+/** A configuration problem found at start: every problem, in one message, with no values echoed. */
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` + problems.map((p) => `  - ${p}`).join('\n'));
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export function parseConfig(source: NodeJS.ProcessEnv): AppConfig {
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success) {
+    // Messages name the setting and the rule, never the value: a malformed secret must not reach a log.
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
+  }
+  return toAppConfig(parsed.data);
+}
+
+function toAppConfig(env: Env): AppConfig {
+  const runningInAzure = Boolean(env.WEBSITE_INSTANCE_ID || env.WEBSITE_SITE_NAME || env.CONTAINER_NAME);
+  return {
+    storage: storageConfig(env),
+    secrets: env.KEY_VAULT_URI
+      ? { kind: 'keyVault', vaultUri: env.KEY_VAULT_URI }
+      : { kind: 'local', key: decodeKey256(env.LOCAL_SECRET_KEY ?? '') as Buffer, directory: env.LOCAL_SECRET_DIR },
+    publicBaseUrl: env.PUBLIC_BASE_URL.replace(/\/+$/, ''),
+    apiAuth: env.API_JWT_JWKS_URI
+      ? {
+          kind: 'jwks',
+          jwksUri: env.API_JWT_JWKS_URI,
+          issuer: env.API_JWT_ISSUER as string,
+          audience: env.API_JWT_AUDIENCE as string,
+          tenantClaim: env.API_JWT_TENANT_CLAIM,
+        }
+      : {
+          kind: 'secret',
+          secret: new TextEncoder().encode(env.API_JWT_SECRET as string),
+          ...(env.API_JWT_ISSUER ? { issuer: env.API_JWT_ISSUER } : {}),
+          ...(env.API_JWT_AUDIENCE ? { audience: env.API_JWT_AUDIENCE } : {}),
+          tenantClaim: env.API_JWT_TENANT_CLAIM,
+        },
+    hubspot: {
+      apiBaseUrl: env.HUBSPOT_API_BASE_URL.replace(/\/+$/, ''),
+      ...(env.HUBSPOT_CLIENT_ID && env.HUBSPOT_CLIENT_SECRET && env.HUBSPOT_REDIRECT_URI
+        ? { oauth: { clientId: env.HUBSPOT_CLIENT_ID, clientSecret: env.HUBSPOT_CLIENT_SECRET, redirectUri: env.HUBSPOT_REDIRECT_URI } }
+        : {}),
+    },
+    msgraph: {
+      baseUrl: env.GRAPH_BASE_URL.replace(/\/+$/, ''),
+      ...(env.MSGRAPH_CLIENT_ID && env.MSGRAPH_CLIENT_SECRET
+        ? {
+            app: {
+              clientId: env.MSGRAPH_CLIENT_ID,
+              clientSecret: env.MSGRAPH_CLIENT_SECRET,
+              ...(env.MSGRAPH_TENANT_ID ? { homeTenantId: env.MSGRAPH_TENANT_ID } : {}),
+            },
+          }
+        : {}),
+    },
+    teams: env.TEAMS_WEBHOOK_URL ? { fallbackWebhookUrl: env.TEAMS_WEBHOOK_URL } : {},
+    logLevel: env.LOG_LEVEL,
+    runningInAzure,
+  };
+}
+
+function storageConfig(env: Env): StorageConfig {
+  if (env.AzureWebJobsStorage) return { kind: 'connectionString', connectionString: env.AzureWebJobsStorage };
+  const account = env.AzureWebJobsStorage__accountName;
+  return {
+    kind: 'identity',
+    tableServiceUri: env.AzureWebJobsStorage__tableServiceUri ?? `https://${account}.table.core.windows.net`,
+    queueServiceUri: env.AzureWebJobsStorage__queueServiceUri ?? `https://${account}.queue.core.windows.net`,
+    ...(env.AzureWebJobsStorage__clientId ? { managedIdentityClientId: env.AzureWebJobsStorage__clientId } : {}),
+  };
+}
+
+let cached: AppConfig | undefined;
+
+/** Parsed once per process; a bad environment fails the first caller (the app's start) with every problem listed. */
+export function getConfig(): AppConfig {
+  cached ??= parseConfig(process.env);
+  return cached;
+}
+
+/** For tests that change the environment between cases. */
+export function resetConfigForTests(): void {
+  cached = undefined;
+}

@@ -1,0 +1,132 @@
+import { z } from 'zod';
+
+/**
+ * Every setting the app reads, in one schema. Names are fixed: infra/, local.settings.sample.json and
+ * the structure test rely on them.
+ */
+
+const url = (what: string) =>
+  z
+    .string()
+    .trim()
+    .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), { message: `${what} must be an http(s) URL` });
+
+const optionalString = z
+  .string()
+  .trim()
+  .transform((v) => (v === '' ? undefined : v))
+  .optional();
+
+const optionalUrl = (what: string) =>
+  z
+    .string()
+    .trim()
+    .transform((v) => (v === '' ? undefined : v))
+    .optional()
+    .refine((v) => v === undefined || (URL.canParse(v) && /^https?:$/.test(new URL(v).protocol)), {
+      message: `${what} must be an http(s) URL`,
+    });
+
+/** Raw environment as the Functions host (or our runner) gives it: every value is a string. */
+export const envSchema = z
+  .object({
+    AzureWebJobsStorage: optionalString,
+    AzureWebJobsStorage__accountName: optionalString,
+    AzureWebJobsStorage__tableServiceUri: optionalUrl('AzureWebJobsStorage__tableServiceUri'),
+    AzureWebJobsStorage__queueServiceUri: optionalUrl('AzureWebJobsStorage__queueServiceUri'),
+    AzureWebJobsStorage__clientId: optionalString,
+    AzureWebJobsStorage__credential: optionalString,
+
+    KEY_VAULT_URI: optionalUrl('KEY_VAULT_URI'),
+    LOCAL_SECRET_KEY: optionalString,
+    LOCAL_SECRET_DIR: z.string().trim().min(1).default('.local-secrets'),
+
+    PUBLIC_BASE_URL: url('PUBLIC_BASE_URL'),
+
+    API_JWT_SECRET: optionalString,
+    API_JWT_JWKS_URI: optionalUrl('API_JWT_JWKS_URI'),
+    API_JWT_ISSUER: optionalString,
+    API_JWT_AUDIENCE: optionalString,
+    API_JWT_TENANT_CLAIM: z.string().trim().min(1).default('tenant_id'),
+
+    HUBSPOT_CLIENT_ID: optionalString,
+    HUBSPOT_CLIENT_SECRET: optionalString,
+    HUBSPOT_REDIRECT_URI: optionalUrl('HUBSPOT_REDIRECT_URI'),
+    HUBSPOT_API_BASE_URL: url('HUBSPOT_API_BASE_URL').default('https://api.hubapi.com'),
+
+    MSGRAPH_CLIENT_ID: optionalString,
+    MSGRAPH_CLIENT_SECRET: optionalString,
+    MSGRAPH_TENANT_ID: optionalString,
+    GRAPH_BASE_URL: url('GRAPH_BASE_URL').default('https://graph.microsoft.com'),
+
+    TEAMS_WEBHOOK_URL: optionalUrl('TEAMS_WEBHOOK_URL'),
+
+    LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+
+    // Set by the Azure platform; we only read them to know where we run.
+    WEBSITE_INSTANCE_ID: optionalString,
+    WEBSITE_SITE_NAME: optionalString,
+    CONTAINER_NAME: optionalString,
+    IDENTITY_ENDPOINT: optionalString,
+  })
+  .superRefine((env, ctx) => {
+    const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+
+    const identityStorage =
+      env.AzureWebJobsStorage__accountName ??
+      (env.AzureWebJobsStorage__tableServiceUri && env.AzureWebJobsStorage__queueServiceUri);
+    if (!env.AzureWebJobsStorage && !identityStorage) {
+      issue(
+        'AzureWebJobsStorage',
+        'is required: a connection string, or AzureWebJobsStorage__accountName (or __tableServiceUri and __queueServiceUri) for identity-based access',
+      );
+    }
+
+    if (!env.KEY_VAULT_URI) {
+      if (!env.LOCAL_SECRET_KEY) {
+        issue('LOCAL_SECRET_KEY', 'is required when KEY_VAULT_URI is not set (the local secret store encrypts with it); npm start generates one');
+      } else if (!isKey256(env.LOCAL_SECRET_KEY)) {
+        issue('LOCAL_SECRET_KEY', 'must be 32 random bytes, base64- or hex-encoded');
+      }
+    }
+
+    const hasJwks = Boolean(env.API_JWT_JWKS_URI);
+    if (!env.API_JWT_SECRET && !hasJwks) {
+      issue('API_JWT_SECRET', 'or API_JWT_JWKS_URI (with API_JWT_ISSUER and API_JWT_AUDIENCE) is required');
+    }
+    if (env.API_JWT_SECRET && Buffer.byteLength(env.API_JWT_SECRET, 'utf8') < 32) {
+      issue('API_JWT_SECRET', 'must be at least 32 bytes long (HS256)');
+    }
+    if (hasJwks) {
+      if (!env.API_JWT_ISSUER) issue('API_JWT_ISSUER', 'is required with API_JWT_JWKS_URI');
+      if (!env.API_JWT_AUDIENCE) issue('API_JWT_AUDIENCE', 'is required with API_JWT_JWKS_URI');
+    }
+
+    requireAllOrNone(ctx, env, ['HUBSPOT_CLIENT_ID', 'HUBSPOT_CLIENT_SECRET', 'HUBSPOT_REDIRECT_URI'], 'HubSpot OAuth');
+    requireAllOrNone(ctx, env, ['MSGRAPH_CLIENT_ID', 'MSGRAPH_CLIENT_SECRET'], 'Microsoft Graph');
+  });
+
+export type Env = z.infer<typeof envSchema>;
+
+function requireAllOrNone<K extends keyof Env>(ctx: z.RefinementCtx, env: Env, keys: K[], what: string): void {
+  const set = keys.filter((k) => env[k] !== undefined);
+  if (set.length > 0 && set.length < keys.length) {
+    for (const k of keys.filter((k) => env[k] === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [k], message: `is required when ${set.join(', ')} is set (${what} needs all of ${keys.join(', ')})` });
+    }
+  }
+}
+
+export function isKey256(value: string): boolean {
+  return decodeKey256(value) !== undefined;
+}
+
+/** Accepts 64 hex characters or base64 of exactly 32 bytes. */
+export function decodeKey256(value: string): Buffer | undefined {
+  if (/^[0-9a-fA-F]{64}$/.test(value)) return Buffer.from(value, 'hex');
+  if (/^[A-Za-z0-9+/]{43}=$/.test(value)) {
+    const buf = Buffer.from(value, 'base64');
+    return buf.length === 32 ? buf : undefined;
+  }
+  return undefined;
+}

@@ -1,0 +1,40 @@
+/**
+ * Every table and queue the app uses. infra/ declares exactly these (a test holds them together), the
+ * local runner creates them on Azurite, and queue triggers may only name queues listed here.
+ */
+export const TABLES = {
+  integrations: 'Integrations',
+  accountIndex: 'AccountIndex',
+  syncState: 'SyncState',
+  syncEvents: 'SyncEvents',
+  records: 'Records',
+  conversations: 'Conversations',
+  subscriptions: 'Subscriptions',
+  processed: 'Processed',
+  leases: 'Leases',
+} as const;
+
+export type TableName = (typeof TABLES)[keyof typeof TABLES];
+
+export const QUEUES = {
+  hubspotSync: 'hubspot-sync',
+  hubspotEvents: 'hubspot-events',
+  graphNotifications: 'graph-notifications',
+  teamsCards: 'teams-cards',
+  engineEvents: 'engine-events',
+} as const;
+
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+
+export const ALL_TABLES: readonly TableName[] = Object.values(TABLES);
+export const ALL_QUEUES: readonly QueueName[] = Object.values(QUEUES);
+
+/**
+ * How our code encodes queue messages; host.json `extensions.queues.messageEncoding` must say the same
+ * (the registration test checks), or the runtime fails to decode and poisons every message.
+ */
+export const QUEUE_MESSAGE_ENCODING = 'base64' as const;
+
+export function isQueueName(name: string): name is QueueName {
+  return (ALL_QUEUES as readonly string[]).includes(name);
+}

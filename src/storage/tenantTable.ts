@@ -1,0 +1,167 @@
+import { RestError, type TableClient, type TableEntityResult, type TransactionAction, odata } from '@azure/data-tables';
+import { ConflictError, NotFoundError, PreconditionFailedError } from '../platform/errors';
+import type { PartitionKey } from './keys';
+
+/** What a row holds besides its keys. Values are what Table Storage can store. */
+export type RowData = Record<string, string | number | boolean | Date | null | undefined>;
+
+export interface Row<T extends RowData> {
+  partitionKey: PartitionKey;
+  rowKey: string;
+  etag: string;
+  timestamp?: string;
+  data: T;
+}
+
+export interface Page<T extends RowData> {
+  rows: Row<T>[];
+  continuationToken?: string;
+}
+
+const MAX_BATCH = 100;
+// The service caps a transaction at 4 MiB; leave headroom for the multipart framing.
+const MAX_BATCH_BYTES = 3.5 * 1024 * 1024;
+
+/**
+ * A table whose every read and write names a `PartitionKey`, which only tenant-scoped builders make.
+ * Conditional writes surface as `PreconditionFailedError` (stale ETag) and `ConflictError` (exists).
+ */
+export class TenantTable<T extends RowData> {
+  constructor(private readonly client: TableClient) {}
+
+  get name(): string {
+    return this.client.tableName;
+  }
+
+  async get(pk: PartitionKey, rk: string): Promise<Row<T> | undefined> {
+    try {
+      const e = await this.client.getEntity<T>(pk, rk);
+      return toRow<T>(e);
+    } catch (err) {
+      if (err instanceof RestError && err.statusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** One page of a partition, optionally narrowed by an extra OData filter built with `odata`. */
+  async page(pk: PartitionKey, opts: { filter?: string; pageSize?: number; continuationToken?: string } = {}): Promise<Page<T>> {
+    const filter = odata`PartitionKey eq ${pk}` + (opts.filter ? ` and (${opts.filter})` : '');
+    const iter = this.client
+      .listEntities<T>({ queryOptions: { filter } })
+      .byPage({ maxPageSize: opts.pageSize ?? 100, ...(opts.continuationToken ? { continuationToken: opts.continuationToken } : {}) });
+    const next = await iter.next();
+    if (next.done || !next.value) return { rows: [] };
+    const page = next.value;
+    return {
+      rows: page.map((e) => toRow<T>(e)),
+      ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}),
+    };
+  }
+
+  async *all(pk: PartitionKey, filter?: string): AsyncGenerator<Row<T>> {
+    const full = odata`PartitionKey eq ${pk}` + (filter ? ` and (${filter})` : '');
+    for await (const e of this.client.listEntities<T>({ queryOptions: { filter: full } })) yield toRow<T>(e);
+  }
+
+  /** Every row in partitions `from` ≤ PK < `to` (see `tenantPartitionRange`). */
+  async *range(bounds: { from: string; to: string }, filter?: string): AsyncGenerator<Row<T>> {
+    const full = odata`PartitionKey ge ${bounds.from} and PartitionKey lt ${bounds.to}` + (filter ? ` and (${filter})` : '');
+    for await (const e of this.client.listEntities<T>({ queryOptions: { filter: full } })) yield toRow<T>(e);
+  }
+
+  /** Insert only; an existing row is a `ConflictError`. Returns the new ETag. */
+  async create(pk: PartitionKey, rk: string, data: T): Promise<string> {
+    try {
+      const res = await this.client.createEntity({ ...data, partitionKey: pk, rowKey: rk });
+      return res.etag ?? '';
+    } catch (err) {
+      if (err instanceof RestError && err.statusCode === 409) throw new ConflictError(`${this.name} row already exists`, err);
+      throw err;
+    }
+  }
+
+  async upsert(pk: PartitionKey, rk: string, data: Partial<T>, mode: 'Merge' | 'Replace' = 'Merge'): Promise<string> {
+    const res = await this.client.upsertEntity({ ...data, partitionKey: pk, rowKey: rk }, mode);
+    return res.etag ?? '';
+  }
+
+  /** Update only if the row still has `etag`; a lost race is a `PreconditionFailedError`. */
+  async update(pk: PartitionKey, rk: string, data: Partial<T>, etag: string, mode: 'Merge' | 'Replace' = 'Merge'): Promise<string> {
+    try {
+      const res = await this.client.updateEntity({ ...data, partitionKey: pk, rowKey: rk }, mode, { etag });
+      return res.etag ?? '';
+    } catch (err) {
+      if (err instanceof RestError && err.statusCode === 412) throw new PreconditionFailedError(`${this.name} row changed since it was read`, err);
+      if (err instanceof RestError && err.statusCode === 404) throw new NotFoundError(`${this.name} row does not exist`);
+      throw err;
+    }
+  }
+
+  /** Deletes; missing rows are fine. With `etag`, only if unchanged. */
+  async delete(pk: PartitionKey, rk: string, etag?: string): Promise<void> {
+    try {
+      await this.client.deleteEntity(pk, rk, etag ? { etag } : {});
+    } catch (err) {
+      if (err instanceof RestError && err.statusCode === 404) return;
+      if (err instanceof RestError && err.statusCode === 412) throw new PreconditionFailedError(`${this.name} row changed since it was read`, err);
+      throw err;
+    }
+  }
+
+  /**
+   * Upserts many rows of one partition in entity-group transactions: at most 100 rows and under 4 MiB
+   * each, as the service requires. Rows with the same key are collapsed (last wins): a transaction may
+   * touch an entity only once.
+   */
+  async upsertMany(pk: PartitionKey, rows: Array<{ rowKey: string; data: Partial<T> }>, mode: 'Merge' | 'Replace' = 'Merge'): Promise<number> {
+    const unique = new Map<string, Partial<T>>();
+    for (const r of rows) unique.set(r.rowKey, r.data);
+    let batch: TransactionAction[] = [];
+    let bytes = 0;
+    let transactions = 0;
+    const flush = async () => {
+      if (batch.length === 0) return;
+      await this.client.submitTransaction(batch);
+      transactions++;
+      batch = [];
+      bytes = 0;
+    };
+    for (const [rk, data] of unique) {
+      const entity = { ...data, partitionKey: pk, rowKey: rk };
+      const size = Buffer.byteLength(JSON.stringify(entity), 'utf8') + 256;
+      if (batch.length >= MAX_BATCH || bytes + size > MAX_BATCH_BYTES) await flush();
+      batch.push(['upsert', entity, mode]);
+      bytes += size;
+    }
+    await flush();
+    return transactions;
+  }
+
+  /** Deletes many rows of one partition in transactions of at most 100. */
+  async deleteMany(pk: PartitionKey, rowKeys: string[]): Promise<void> {
+    const unique = [...new Set(rowKeys)];
+    for (let i = 0; i < unique.length; i += MAX_BATCH) {
+      const chunk = unique.slice(i, i + MAX_BATCH);
+      // A transaction fails whole if one entity is missing, so fall back to single deletes then.
+      try {
+        await this.client.submitTransaction(chunk.map((rk): TransactionAction => ['delete', { partitionKey: pk, rowKey: rk }]));
+      } catch (err) {
+        if (!(err instanceof RestError && err.statusCode === 404)) throw err;
+        for (const rk of chunk) await this.delete(pk, rk);
+      }
+    }
+  }
+}
+
+function toRow<T extends RowData>(e: TableEntityResult<T>): Row<T> {
+  const { partitionKey, rowKey, etag, timestamp, ...rest } = e as TableEntityResult<T> & { timestamp?: string };
+  const data = { ...rest } as Record<string, unknown>;
+  delete data['odata.metadata'];
+  return {
+    partitionKey: partitionKey as PartitionKey,
+    rowKey: rowKey as string,
+    etag,
+    ...(timestamp ? { timestamp } : {}),
+    data: data as T,
+  };
+}
