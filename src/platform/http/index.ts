@@ -1,0 +1,6 @@
+export { httpHandler, json } from './handler';
+export type { RouteSpec, RouteInput } from './handler';
+export { problemResponse, PROBLEM_CONTENT_TYPE } from './problem';
+export type { Problem } from './problem';
+export { ApiAuthenticator } from './auth';
+export type { Principal } from './auth';
