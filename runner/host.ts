@@ -6,7 +6,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { globSync } from 'tinyglobby';
 import { installCoreApi, type CoreApiState, type Registration, type RpcBinding, type RpcHttpData, type RpcTypedData } from './coreApi';
 import { readHostSettings, type HostSettings } from './hostConfig';
-import { Invoker } from './invoker';
+import { Invoker, type InvocationResult } from './invoker';
 import { encodeMessage, outputMessages, QueuePoller, queueService, storageConnectionString } from './queues';
 import { compileRoute, matchRoute, type CompiledRoute } from './routes';
 import { TimerRunner } from './timers';
@@ -135,7 +135,9 @@ export class LocalFunctionHost {
 
     for (const f of this.functions) {
       if (f.trigger.kind === 'timer') {
-        const t = new TimerRunner(f.reg, f.trigger.binding, f.trigger.schedule, f.trigger.runOnStartup, this.invoker, (l, m) => this.log(`[${l}] ${m}`));
+        const t = new TimerRunner(f.reg, f.trigger.binding, f.trigger.schedule, f.trigger.runOnStartup, this.invoker, (l, m) => this.log(`[${l}] ${m}`), (r) =>
+          this.writeOutputs(f.reg, r),
+        );
         t.start();
         this.timers.set(f.reg.metadata.name, t);
       } else if (f.trigger.kind === 'queue') {
@@ -147,7 +149,7 @@ export class LocalFunctionHost {
           this.settings,
           this.invoker,
           (l, m) => this.log(`[${l}] ${m}`),
-          (outputs) => this.writeOutputs(f.reg, outputs),
+          (r) => this.writeOutputs(f.reg, r),
         );
         await p.start();
         this.pollers.set(f.reg.metadata.name, p);
@@ -184,7 +186,7 @@ export class LocalFunctionHost {
 
     if (url.pathname.startsWith('/admin/')) return this.handleAdmin(req, res, url, method, given);
 
-    const pathname = url.pathname.replace(/^\/+/, '');
+    const pathname = url.pathname;
     const candidates = this.functions
       .flatMap((f) => (f.trigger.kind === 'http' ? [{ f, t: f.trigger, params: matchRoute(f.trigger.route, pathname) }] : []))
       .filter((c) => c.params !== undefined && c.t.methods.includes(method))
@@ -222,7 +224,7 @@ export class LocalFunctionHost {
       res.writeHead(500).end();
       return;
     }
-    await this.writeOutputs(hit.f.reg, result.outputData);
+    await this.writeOutputs(hit.f.reg, result);
     writeHttpResponse(res, result.returnValue);
   }
 
@@ -259,7 +261,11 @@ export class LocalFunctionHost {
     res.writeHead(404).end();
   }
 
-  private async writeOutputs(reg: Registration, outputs: Array<{ name: string; data: RpcTypedData }>): Promise<void> {
+  /** Writes output bindings: named extra outputs, and `$return` when it is not the HTTP response. */
+  private async writeOutputs(reg: Registration, result: InvocationResult): Promise<void> {
+    const outputs = [...result.outputData];
+    const ret = reg.metadata.bindings['$return'];
+    if (ret && ret.type.toLowerCase() !== 'http' && result.returnValue) outputs.push({ name: '$return', data: result.returnValue });
     for (const out of outputs) {
       const binding: RpcBinding | undefined = reg.metadata.bindings[out.name];
       if (!binding) continue;

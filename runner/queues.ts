@@ -1,7 +1,7 @@
 import { QueueServiceClient, type DequeuedMessageItem, type QueueClient } from '@azure/storage-queue';
 import type { RpcTypedData, Registration } from './coreApi';
 import type { HostSettings } from './hostConfig';
-import type { Invoker } from './invoker';
+import type { InvocationResult, Invoker } from './invoker';
 
 export interface QueueLog {
   (level: 'info' | 'warn' | 'error', message: string): void;
@@ -74,7 +74,7 @@ export class QueuePoller {
     private readonly settings: HostSettings,
     private readonly invoker: Invoker,
     private readonly log: QueueLog,
-    private readonly onOutputs: (outputs: Array<{ name: string; data: RpcTypedData }>) => Promise<void>,
+    private readonly onOutputs: (result: InvocationResult) => Promise<void>,
   ) {
     const service = queueService(connectionString);
     this.queue = service.getQueueClient(queueName);
@@ -151,7 +151,7 @@ export class QueuePoller {
           QueueTrigger: { string: text },
         },
       });
-      await this.onOutputs(result.outputData);
+      await this.onOutputs(result);
       await this.queue.deleteMessage(msg.messageId, msg.popReceipt);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);

@@ -1,6 +1,6 @@
 import { Cron } from 'croner';
 import type { Registration } from './coreApi';
-import type { Invoker } from './invoker';
+import type { InvocationResult, Invoker } from './invoker';
 
 /**
  * NCRONTAB as Azure Functions reads it: six fields with seconds first, or five (minute first), in UTC.
@@ -34,6 +34,7 @@ export class TimerRunner {
     private readonly runOnStartup: boolean,
     private readonly invoker: Invoker,
     private readonly log: TimerLog,
+    private readonly onOutputs: (result: InvocationResult) => Promise<void>,
   ) {}
 
   start(): void {
@@ -69,7 +70,7 @@ export class TimerRunner {
     this.last = now;
     this.running = this.invoker
       .invoke(this.reg, { triggerBindingName: this.triggerBindingName, data: { json: JSON.stringify(payload) } })
-      .then(() => undefined)
+      .then((result) => this.onOutputs(result))
       .catch((err: unknown) => this.log('error', `${this.reg.metadata.name}${manual ? ' (manual run)' : ''} failed: ${err instanceof Error ? err.message : String(err)}`))
       .finally(() => {
         this.running = undefined;

@@ -6,6 +6,6 @@ import path from 'node:path';
 export default async function globalSetup(): Promise<void> {
   const root = path.resolve(__dirname, '..');
   if (!existsSync(path.join(root, 'dist', 'src', 'index.js'))) {
-    execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit' });
+    execFileSync(process.execPath, [path.join(path.dirname(require.resolve('typescript/package.json')), 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit' });
   }
 }

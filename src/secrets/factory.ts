@@ -1,0 +1,33 @@
+import type { TokenCredential } from '@azure/identity';
+import type { SecretClientOptions } from '@azure/keyvault-secrets';
+import type { SecretStoreConfig } from '../config';
+import { KeyVaultSecretStore } from './keyVaultSecretStore';
+import { LocalSecretStore } from './localSecretStore';
+import type { SecretStore } from './types';
+
+export interface CreateSecretStoreOptions {
+  /** Key Vault only; defaults to DefaultAzureCredential (honouring `AZURE_CLIENT_ID`). */
+  credential?: TokenCredential;
+  /** Key Vault only. */
+  cacheTtlMs?: number;
+  /** Key Vault only; tests pass the fake vault's TLS trust here. */
+  clientOptions?: SecretClientOptions;
+  /** Read for Azure host markers (local) and `AZURE_CLIENT_ID` (Key Vault). Defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The store the configuration asks for: Key Vault when `KEY_VAULT_URI` is set, else the encrypted local store. */
+export function createSecretStore(config: SecretStoreConfig, opts: CreateSecretStoreOptions = {}): SecretStore {
+  switch (config.kind) {
+    case 'keyVault':
+      return new KeyVaultSecretStore({
+        vaultUri: config.vaultUri,
+        ...(opts.credential ? { credential: opts.credential } : {}),
+        ...(opts.cacheTtlMs !== undefined ? { cacheTtlMs: opts.cacheTtlMs } : {}),
+        ...(opts.clientOptions ? { clientOptions: opts.clientOptions } : {}),
+        ...(opts.env ? { env: opts.env } : {}),
+      });
+    case 'local':
+      return new LocalSecretStore({ key: config.key, directory: config.directory, ...(opts.env ? { env: opts.env } : {}) });
+  }
+}

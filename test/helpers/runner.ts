@@ -1,0 +1,112 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { QueueServiceClient } from '@azure/storage-queue';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+
+export interface RunningHost {
+  url: string;
+  functionKey: string;
+  masterKey: string;
+  output(): string;
+  stop(): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+/**
+ * Starts the local runner as its own process (like `func start`), on a free port, with `env` winning
+ * over local.settings.json. Resolves when it listens; rejects with its output if it exits first.
+ */
+export function startRunner(opts: { appDir?: string; env: Record<string, string | undefined>; args?: string[] }): Promise<RunningHost> {
+  const functionKey = opts.env.LOCAL_FUNCTION_KEY ?? randomBytes(16).toString('hex');
+  const masterKey = opts.env.LOCAL_MASTER_KEY ?? randomBytes(16).toString('hex');
+  const env: NodeJS.ProcessEnv = { ...process.env, LOCAL_FUNCTION_KEY: functionKey, LOCAL_MASTER_KEY: masterKey };
+  for (const [k, v] of Object.entries(opts.env)) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [path.join(ROOT, 'dist', 'runner', 'start.js'), '--app', opts.appDir ?? ROOT, '--no-init', '--port', '0', ...(opts.args ?? [])],
+    { env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`runner did not start in time:\n${out}`));
+    }, 45_000);
+    const onData = (c: Buffer) => {
+      out += c.toString();
+      const m = /Host listening on http:\/\/localhost:(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({
+          url: `http://127.0.0.1:${m[1]}`,
+          functionKey,
+          masterKey,
+          output: () => out,
+          exited,
+          stop: async () => {
+            if (child.exitCode !== null) return;
+            child.kill('SIGTERM');
+            const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+            await exited;
+            clearTimeout(t);
+          },
+        });
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(Object.assign(new Error(`runner exited with ${code}:\n${out}`), { code, output: out }));
+    });
+  });
+}
+
+/** Runs the runner expecting it to fail at start; returns its exit code and output. */
+export async function runExpectingFailure(opts: { appDir?: string; env: Record<string, string | undefined> }): Promise<{ code: number | null; output: string }> {
+  try {
+    const host = await startRunner(opts);
+    await host.stop();
+    throw new Error('runner started but was expected to fail');
+  } catch (err) {
+    const e = err as { code?: number | null; output?: string };
+    if (e.output === undefined) throw err;
+    return { code: e.code ?? null, output: e.output };
+  }
+}
+
+/** Waits for the next message on a queue and returns its decoded text (base64, as our host.json says). */
+export async function nextMessage(connectionString: string, queue: string, timeoutMs = 20_000, encoding: 'base64' | 'none' = 'base64'): Promise<string> {
+  const client = QueueServiceClient.fromConnectionString(connectionString).getQueueClient(queue);
+  await client.createIfNotExists();
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const res = await client.receiveMessages({ numberOfMessages: 1, visibilityTimeout: 30 });
+    const msg = res.receivedMessageItems[0];
+    if (msg) {
+      await client.deleteMessage(msg.messageId, msg.popReceipt);
+      return encoding === 'base64' ? Buffer.from(msg.messageText, 'base64').toString('utf8') : msg.messageText;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`no message on ${queue} within ${timeoutMs} ms`);
+}
+
+export async function queueLength(connectionString: string, queue: string): Promise<number> {
+  const client = QueueServiceClient.fromConnectionString(connectionString).getQueueClient(queue);
+  if (!(await client.exists())) return 0;
+  const props = await client.getProperties();
+  return props.approximateMessagesCount ?? 0;
+}
+
+export async function sendRaw(connectionString: string, queue: string, text: string): Promise<void> {
+  const client = QueueServiceClient.fromConnectionString(connectionString).getQueueClient(queue);
+  await client.createIfNotExists();
+  await client.sendMessage(text);
+}
