@@ -16,6 +16,7 @@ async function main(): Promise<void> {
       app: { type: 'string' },
       port: { type: 'string' },
       'no-init': { type: 'boolean', default: false },
+      'no-local-settings': { type: 'boolean', default: false },
       'in-memory': { type: 'boolean', default: false },
     },
   });
@@ -27,7 +28,8 @@ async function main(): Promise<void> {
     if (init.created) say(`Created ${path.relative(process.cwd(), init.file) || init.file} from local.settings.sample.json`);
     if (init.generated.length) say(`Generated local values for ${init.generated.join(', ')} in local.settings.json`);
   }
-  const local = readLocalSettings(path.join(appDir, 'local.settings.json'));
+  // Tests pass every setting in the environment and must not pick up a developer's local file.
+  const local = values['no-local-settings'] ? undefined : readLocalSettings(path.join(appDir, 'local.settings.json'));
   if (local) applySettings(local.Values);
 
   let azurite: AzuriteInstance | undefined;

@@ -45,7 +45,7 @@ export function parseConfig(source: NodeJS.ProcessEnv): AppConfig {
 }
 
 function toAppConfig(env: Env): AppConfig {
-  const runningInAzure = Boolean(env.WEBSITE_INSTANCE_ID || env.WEBSITE_SITE_NAME || env.CONTAINER_NAME);
+  const runningInAzure = Boolean(env.WEBSITE_INSTANCE_ID || env.WEBSITE_SITE_NAME || env.CONTAINER_APP_NAME);
   return {
     storage: storageConfig(env),
     secrets: env.KEY_VAULT_URI

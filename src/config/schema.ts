@@ -66,7 +66,7 @@ export const envSchema = z
     // Set by the Azure platform; we only read them to know where we run.
     WEBSITE_INSTANCE_ID: optionalString,
     WEBSITE_SITE_NAME: optionalString,
-    CONTAINER_NAME: optionalString,
+    CONTAINER_APP_NAME: optionalString,
     IDENTITY_ENDPOINT: optionalString,
   })
   .superRefine((env, ctx) => {

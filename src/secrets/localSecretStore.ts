@@ -5,10 +5,10 @@ import { assertSecretName, type SecretStore } from './types';
 
 /**
  * Environment variables that only exist on Azure hosts: App Service / Functions
- * (`WEBSITE_INSTANCE_ID`, `WEBSITE_SITE_NAME`), Container Apps (`CONTAINER_NAME`) and any host with a
+ * (`WEBSITE_INSTANCE_ID`, `WEBSITE_SITE_NAME`), Container Apps (`CONTAINER_APP_NAME`; not the generic `CONTAINER_NAME` many container runtimes set) and any host with a
  * managed identity (`IDENTITY_ENDPOINT`, `MSI_ENDPOINT`). A key on local disk is not acceptable there.
  */
-export const AZURE_HOST_MARKERS = ['WEBSITE_INSTANCE_ID', 'WEBSITE_SITE_NAME', 'CONTAINER_NAME', 'IDENTITY_ENDPOINT', 'MSI_ENDPOINT'] as const;
+export const AZURE_HOST_MARKERS = ['WEBSITE_INSTANCE_ID', 'WEBSITE_SITE_NAME', 'CONTAINER_APP_NAME', 'IDENTITY_ENDPOINT', 'MSI_ENDPOINT'] as const;
 
 /** Key Vault's limits, enforced locally so that what works on a laptop also fits in Azure. */
 const MAX_VALUE_BYTES = 25 * 1024;

@@ -28,7 +28,7 @@ export function startRunner(opts: { appDir?: string; env: Record<string, string 
   }
   const child: ChildProcess = spawn(
     process.execPath,
-    [path.join(ROOT, 'dist', 'runner', 'start.js'), '--app', opts.appDir ?? ROOT, '--no-init', '--port', '0', ...(opts.args ?? [])],
+    [path.join(ROOT, 'dist', 'runner', 'start.js'), '--app', opts.appDir ?? ROOT, '--no-init', '--no-local-settings', '--port', '0', ...(opts.args ?? [])],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
