@@ -89,11 +89,11 @@ export class KeyedRateLimiter {
 
   /**
    * Waits for a slot for `key`. Resolves with a `Release` to call when the call finishes: required
-   * with `maxConcurrent` (the key stays occupied, and in memory, until then), a no-op otherwise. An abort while queued rejects with the signal's reason
-   * and gives up the place in the queue.
+   * with `maxConcurrent` (the key stays occupied, and in memory, until then), a no-op otherwise. An
+   * abort while queued rejects with the signal's reason and gives up the place in the queue.
    */
   acquire(key: string, signal?: AbortSignal): Promise<Release> {
-    signal?.throwIfAborted();
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const now = this.#now();
     this.#maybeSweep(now);
     const state = this.#state(key);
