@@ -3,6 +3,7 @@ import type { SecretClientOptions } from '@azure/keyvault-secrets';
 import type { SecretStoreConfig } from '../config';
 import { KeyVaultSecretStore } from './keyVaultSecretStore';
 import { LocalSecretStore } from './localSecretStore';
+import { RedactingSecretStore } from './redactingSecretStore';
 import type { SecretStore } from './types';
 
 export interface CreateSecretStoreOptions {
@@ -18,6 +19,10 @@ export interface CreateSecretStoreOptions {
 
 /** The store the configuration asks for: Key Vault when `KEY_VAULT_URI` is set, else the encrypted local store. */
 export function createSecretStore(config: SecretStoreConfig, opts: CreateSecretStoreOptions = {}): SecretStore {
+  return new RedactingSecretStore(createInner(config, opts));
+}
+
+function createInner(config: SecretStoreConfig, opts: CreateSecretStoreOptions): SecretStore {
   switch (config.kind) {
     case 'keyVault':
       return new KeyVaultSecretStore({

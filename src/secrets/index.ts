@@ -7,3 +7,4 @@ export { AZURE_HOST_MARKERS, LocalSecretStore, LocalSecretStoreRefusedError, Loc
 export type { LocalSecretStoreOptions } from './localSecretStore';
 export { createSecretStore } from './factory';
 export type { CreateSecretStoreOptions } from './factory';
+export { RedactingSecretStore } from './redactingSecretStore';

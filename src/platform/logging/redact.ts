@@ -7,18 +7,59 @@
 const MASK = '[REDACTED]';
 const MIN_SECRET_LENGTH = 6;
 
+// Known values are looked up by their first characters while scanning a line once: a regex alternation
+// over thousands of rotating tokens would cost O(line × secrets) on every log call. Bounded (oldest
+// forgotten first) because access tokens rotate forever.
+const MAX_KNOWN = 5_000;
+const PREFIX = MIN_SECRET_LENGTH;
 const knownSecrets = new Set<string>();
-let knownPattern: RegExp | undefined;
+const byPrefix = new Map<string, string[]>();
 
 /** Registers a value that must never appear in output (a token, a client secret, a webhook URL). */
 export function registerSecret(value: string | undefined | null): void {
-  if (!value || value.length < MIN_SECRET_LENGTH || knownSecrets.has(value)) return;
+  if (!value || value.length < MIN_SECRET_LENGTH) return;
+  if (knownSecrets.has(value)) {
+    knownSecrets.delete(value);
+    knownSecrets.add(value);
+    return;
+  }
   knownSecrets.add(value);
-  knownPattern = undefined;
+  const key = value.slice(0, PREFIX);
+  const list = byPrefix.get(key) ?? [];
+  list.push(value);
+  list.sort((a, b) => b.length - a.length);
+  byPrefix.set(key, list);
+  if (knownSecrets.size > MAX_KNOWN) {
+    const oldest = knownSecrets.values().next().value as string;
+    knownSecrets.delete(oldest);
+    const k = oldest.slice(0, PREFIX);
+    const rest = (byPrefix.get(k) ?? []).filter((v) => v !== oldest);
+    if (rest.length) byPrefix.set(k, rest);
+    else byPrefix.delete(k);
+  }
 }
 
 export function knownSecretCount(): number {
   return knownSecrets.size;
+}
+
+function maskKnown(input: string): string {
+  if (byPrefix.size === 0 || input.length < PREFIX) return input;
+  let out = '';
+  let i = 0;
+  let copied = 0;
+  while (i <= input.length - PREFIX) {
+    const candidates = byPrefix.get(input.slice(i, i + PREFIX));
+    const hit = candidates?.find((c) => input.startsWith(c, i));
+    if (hit) {
+      out += input.slice(copied, i) + MASK;
+      i += hit.length;
+      copied = i;
+    } else {
+      i++;
+    }
+  }
+  return out + input.slice(copied);
 }
 
 const SENSITIVE_KEY = /(secret|token|passw|pwd|authorization|api[-_]?key|apikey|webhook[-_]?url|cookie|signature|client[-_]?state|account[-_]?key|connection[-_]?string|refresh[-_]?token|credential|private[-_]?key|^code$|^sig$)/i;
@@ -34,21 +75,8 @@ const SHAPES: Array<[RegExp, string]> = [
   [/\bpat-[a-z0-9]{2,4}-[A-Za-z0-9-]{20,}/g, MASK],
 ];
 
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-function knownSecretsPattern(): RegExp | undefined {
-  if (knownSecrets.size === 0) return undefined;
-  // Longest first, so a secret that contains another is masked whole.
-  knownPattern ??= new RegExp([...knownSecrets].sort((a, b) => b.length - a.length).map(escapeRegExp).join('|'), 'g');
-  return knownPattern;
-}
-
 export function redactString(input: string): string {
-  let out = input;
-  const known = knownSecretsPattern();
-  if (known) out = out.replace(known, MASK);
+  let out = maskKnown(input);
   for (const [re, replacement] of SHAPES) out = out.replace(re, replacement);
   return out;
 }

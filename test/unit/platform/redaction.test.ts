@@ -7,6 +7,7 @@ import { problemResponse } from '../../../src/platform/http/problem';
 import { AppError, ValidationError } from '../../../src/platform/errors';
 import { Logger, registerSecret, redactString, type LogSink } from '../../../src/platform/logging';
 import type { Services } from '../../../src/platform/services';
+import { RedactingSecretStore } from '../../../src/secrets/redactingSecretStore';
 
 const JWT_SECRET = 'unit-jwt-secret-0123456789-abcdefghijklmnopq';
 const REFRESH_TOKEN = 'rt-7f3a9c2e-11aa-4b8e-9d0c-5e6f7a8b9c0d';
@@ -108,5 +109,25 @@ describe('redaction on every log path', () => {
     const failure = logged.map((l) => JSON.parse(l)).find((r) => r.msg === 'request failed');
     expect(failure).toMatchObject({ level: 'error', correlationId: 'corr-9', tenantId: 't1', functionName: 'fn' });
     expect(failure.error.message).toContain('Graph said no to [REDACTED]');
+  });
+});
+
+describe('secret store values reach the redactor', () => {
+  it('a value read from or written to the store is masked in later log lines', async () => {
+    const values = new Map<string, string>([['t-read', 'opaque-access-token-AAAA1111']]);
+    const store = new RedactingSecretStore({
+      kind: 'local',
+      get: async (n: string) => values.get(n),
+      set: async (n: string, v: string) => void values.set(n, v),
+      delete: async (n: string) => void values.delete(n),
+      healthCheck: async () => true,
+    });
+    await store.get('t-read');
+    await store.set('t-write', 'opaque-refresh-token-BBBB2222');
+    const { sink, lines } = capture();
+    new Logger(sink).info('calling with opaque-access-token-AAAA1111 after storing opaque-refresh-token-BBBB2222');
+    expect(lines[0]).not.toContain('opaque-access-token-AAAA1111');
+    expect(lines[0]).not.toContain('opaque-refresh-token-BBBB2222');
+    expect(lines[0]).toContain('calling with [REDACTED] after storing [REDACTED]');
   });
 });
