@@ -70,6 +70,10 @@ function launch(opts: AzuriteOptions, ports: { blob?: number; queue?: number; ta
     args.push('--inMemoryPersistence');
   }
   const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // If we exit without stopping it (an uncaught error), don't leave Azurite holding the ports.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.off('exit', killOnExit));
   return new Promise((resolve, reject) => {
     const found: { blob?: number; queue?: number; table?: number } = {};
     let output = '';

@@ -19,5 +19,5 @@ export async function onAppStart(): Promise<void> {
     await services.storage.ensureAll();
     log.info('local storage ready: tables and queues created');
   }
-  log.info('app started', { secretStore: services.secrets.kind, runningInAzure: services.config.runningInAzure });
+  log.info('app started', { store: services.secrets.kind, runningInAzure: services.config.runningInAzure });
 }
