@@ -27,6 +27,10 @@ const optionalUrl = (what: string) =>
       message: `${what} must be an http(s) URL`,
     });
 
+/** An empty or blank value counts as unset, so a setting with a default falls back to it (app settings are often ''). */
+const blankAsUnset = <S extends z.ZodType>(schema: S) =>
+  z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema);
+
 /** Raw environment as the Functions host (or our runner) gives it: every value is a string. */
 export const envSchema = z
   .object({
@@ -39,7 +43,7 @@ export const envSchema = z
 
     KEY_VAULT_URI: optionalUrl('KEY_VAULT_URI'),
     LOCAL_SECRET_KEY: optionalString,
-    LOCAL_SECRET_DIR: z.string().trim().min(1).default('.local-secrets'),
+    LOCAL_SECRET_DIR: blankAsUnset(z.string().trim().min(1).default('.local-secrets')),
 
     PUBLIC_BASE_URL: url('PUBLIC_BASE_URL'),
 
@@ -47,21 +51,21 @@ export const envSchema = z
     API_JWT_JWKS_URI: optionalUrl('API_JWT_JWKS_URI'),
     API_JWT_ISSUER: optionalString,
     API_JWT_AUDIENCE: optionalString,
-    API_JWT_TENANT_CLAIM: z.string().trim().min(1).default('tenant_id'),
+    API_JWT_TENANT_CLAIM: blankAsUnset(z.string().trim().min(1).default('tenant_id')),
 
     HUBSPOT_CLIENT_ID: optionalString,
     HUBSPOT_CLIENT_SECRET: optionalString,
     HUBSPOT_REDIRECT_URI: optionalUrl('HUBSPOT_REDIRECT_URI'),
-    HUBSPOT_API_BASE_URL: url('HUBSPOT_API_BASE_URL').default('https://api.hubapi.com'),
+    HUBSPOT_API_BASE_URL: blankAsUnset(url('HUBSPOT_API_BASE_URL').default('https://api.hubapi.com')),
 
     MSGRAPH_CLIENT_ID: optionalString,
     MSGRAPH_CLIENT_SECRET: optionalString,
     MSGRAPH_TENANT_ID: optionalString,
-    GRAPH_BASE_URL: url('GRAPH_BASE_URL').default('https://graph.microsoft.com'),
+    GRAPH_BASE_URL: blankAsUnset(url('GRAPH_BASE_URL').default('https://graph.microsoft.com')),
 
     TEAMS_WEBHOOK_URL: optionalUrl('TEAMS_WEBHOOK_URL'),
 
-    LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+    LOG_LEVEL: blankAsUnset(z.enum(['debug', 'info', 'warn', 'error']).default('info')),
 
     // Set by the Azure platform; we only read them to know where we run.
     WEBSITE_INSTANCE_ID: optionalString,
@@ -71,6 +75,14 @@ export const envSchema = z
   })
   .superRefine((env, ctx) => {
     const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+
+    // The platform passes an unresolvable Key Vault reference through as its literal text; catch it here
+    // rather than let "@Microsoft.KeyVault(...)" be used as a client secret or a webhook URL.
+    for (const [name, value] of Object.entries(env)) {
+      if (typeof value === 'string' && value.startsWith('@Microsoft.KeyVault(')) {
+        issue(name, "is an unresolved Key Vault reference: check that the secret exists and the app's identity may read it");
+      }
+    }
 
     const identityStorage =
       env.AzureWebJobsStorage__accountName ??
@@ -104,6 +116,10 @@ export const envSchema = z
 
     requireAllOrNone(ctx, env, ['HUBSPOT_CLIENT_ID', 'HUBSPOT_CLIENT_SECRET', 'HUBSPOT_REDIRECT_URI'], 'HubSpot OAuth');
     requireAllOrNone(ctx, env, ['MSGRAPH_CLIENT_ID', 'MSGRAPH_CLIENT_SECRET'], 'Microsoft Graph');
+  }, {
+    // Run even when a field failed (say PUBLIC_BASE_URL is missing): the error must list every problem.
+    // The checks above only read optional settings, which keep their (string or undefined) value when invalid.
+    when: (payload) => typeof payload.value === 'object' && payload.value !== null,
   });
 
 export type Env = z.infer<typeof envSchema>;
