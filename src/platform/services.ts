@@ -1,6 +1,8 @@
 import { getConfig, type AppConfig } from '../config';
 import { createSecretStore, type SecretStore } from '../secrets';
-import { IntegrationsRepository, Leases, QueueSender, StorageClients, TABLES, TenantTable, type LeaseRow } from '../storage';
+import { IntegrationsRepository, Leases, ProcessedStore, QueueSender, StorageClients, TABLES, TenantTable, type LeaseRow, type ProcessedRow } from '../storage';
+import { EngineEventPublisher } from './events';
+import { SignedTokens } from './signedTokens';
 import { ApiAuthenticator } from './http/auth';
 import { registerSecret } from './logging';
 
@@ -13,6 +15,9 @@ export interface Services {
   secrets: SecretStore;
   auth: ApiAuthenticator;
   integrations: IntegrationsRepository;
+  processed: ProcessedStore;
+  events: EngineEventPublisher;
+  signedTokens: SignedTokens;
 }
 
 let services: Services | undefined;
@@ -20,14 +25,20 @@ let services: Services | undefined;
 export function createServices(config: AppConfig): Services {
   registerConfigSecrets(config);
   const storage = new StorageClients(config.storage);
+  const queues = new QueueSender(storage);
+  const secrets = createSecretStore(config.secrets);
+  const processed = new ProcessedStore(new TenantTable<ProcessedRow>(storage.table(TABLES.processed)));
   return {
     config,
     storage,
-    queues: new QueueSender(storage),
+    queues,
     leases: new Leases(new TenantTable<LeaseRow>(storage.table(TABLES.leases))),
-    secrets: createSecretStore(config.secrets),
+    secrets,
     auth: new ApiAuthenticator(config.apiAuth),
     integrations: new IntegrationsRepository(new TenantTable(storage.table(TABLES.integrations))),
+    processed,
+    events: new EngineEventPublisher(queues),
+    signedTokens: new SignedTokens(secrets, processed),
   };
 }
 

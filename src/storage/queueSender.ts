@@ -6,8 +6,11 @@ import { tenantIdSchema } from './keys';
 // The service limit is 64 KiB of message text; base64 inflates by 4/3, so the JSON must stay under 48 KiB.
 const MAX_ENCODED_BYTES = 64 * 1024;
 
-/** Every message names its tenant; it carries ids, never secrets. */
-export const tenantMessageSchema = z.looseObject({ tenantId: tenantIdSchema });
+/**
+ * Every message names its tenant; it carries ids, never secrets. CloudEvents on `engine-events` name it
+ * in the `tenantid` extension attribute (CloudEvents attribute names are lowercase).
+ */
+export const tenantMessageSchema = z.union([z.looseObject({ tenantId: tenantIdSchema }), z.looseObject({ tenantid: tenantIdSchema })]);
 export type TenantMessage = z.input<typeof tenantMessageSchema>;
 
 export class MessageTooLargeError extends Error {
