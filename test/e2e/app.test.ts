@@ -53,6 +53,14 @@ describe('the app end to end', () => {
     expect(body).toEqual({ status: 'healthy', checks: { storage: 'up', secrets: 'up', connectors: expect.any(Object) } });
   });
 
+  it('serves its OpenAPI description anonymously', async () => {
+    const res = await api('openapi.json', { key: null });
+    expect(res.status).toBe(200);
+    const doc = await res.json();
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths)).toContain('/api/integrations/{tenant_id}');
+  });
+
   it('created every table and queue on Azurite at start', async () => {
     const clients = new StorageClients({ kind: 'connectionString', connectionString: azurite.connectionString });
     expect(await clients.queue('engine-events').exists()).toBe(true);

@@ -16,7 +16,12 @@ export interface RouteSpec<P, Q, B> {
   body?: Schema<B>;
   /** Bodies above this are refused with 413 before parsing. */
   maxBodyBytes?: number;
+  /** One line for the OpenAPI description. */
+  summary?: string;
 }
+
+/** The route spec travels with the handler so `npm run openapi` can describe the API from the registrations. */
+export const ROUTE_SPEC = Symbol.for('itil-next.routeSpec');
 
 export interface RouteInput<P, Q, B> {
   request: HttpRequest;
@@ -43,7 +48,7 @@ export function httpHandler<P = Record<string, never>, Q = Record<string, never>
   fn: (input: RouteInput<P, Q, B>) => Promise<HttpResponseInit>,
   servicesFactory: () => Services = getServices,
 ): HttpHandler {
-  return async (request, context) => {
+  const handler: HttpHandler = async (request, context) => {
     const started = Date.now();
     const headerId = request.headers.get('x-correlation-id');
     const correlationId = headerId && CORRELATION_ID.test(headerId) ? headerId : context.invocationId;
@@ -80,6 +85,8 @@ export function httpHandler<P = Record<string, never>, Q = Record<string, never>
     log.info('request completed', { method: request.method, route: instance, status: response.status ?? 200, durationMs: Date.now() - started });
     return withCorrelation(response, correlationId);
   };
+  Object.defineProperty(handler, ROUTE_SPEC, { value: spec });
+  return handler;
 }
 
 function withCorrelation(res: HttpResponseInit, correlationId: string): HttpResponseInit {

@@ -1,4 +1,4 @@
-export { httpHandler, json } from './handler';
+export { httpHandler, json, ROUTE_SPEC } from './handler';
 export type { RouteSpec, RouteInput } from './handler';
 export { problemResponse, PROBLEM_CONTENT_TYPE } from './problem';
 export type { Problem } from './problem';
