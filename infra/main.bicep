@@ -82,6 +82,12 @@ param msgraphTenantId string = ''
 @description('GRAPH_BASE_URL')
 param graphBaseUrl string = 'https://graph.microsoft.com'
 
+@description('MSGRAPH_AUTHORITY_HOST: Entra authority host for Graph client-credential tokens.')
+param msgraphAuthorityHost string = 'https://login.microsoftonline.com'
+
+@description('MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES: lifetime asked for Graph mail subscriptions (falls back to 4230 when Graph refuses more).')
+param msgraphSubscriptionLifetimeMinutes string = '4230'
+
 @description('True once teams-webhook-url is in Key Vault: TEAMS_WEBHOOK_URL (the fallback channel) is then referenced from it.')
 param teamsFallbackWebhookEnabled bool = false
 
@@ -227,6 +233,8 @@ module functionApp './app/functionapp.bicep' = {
     msgraphClientId: msgraphClientId
     msgraphTenantId: !empty(msgraphTenantId) ? msgraphTenantId : tenant().tenantId
     graphBaseUrl: graphBaseUrl
+    msgraphAuthorityHost: msgraphAuthorityHost
+    msgraphSubscriptionLifetimeMinutes: msgraphSubscriptionLifetimeMinutes
     teamsFallbackWebhookEnabled: teamsFallbackWebhookEnabled
     logLevel: logLevel
   }

@@ -34,6 +34,8 @@ param hubspotApiBaseUrl string
 param msgraphClientId string
 param msgraphTenantId string
 param graphBaseUrl string
+param msgraphAuthorityHost string
+param msgraphSubscriptionLifetimeMinutes string
 param teamsFallbackWebhookEnabled bool
 param logLevel string
 
@@ -184,7 +186,13 @@ var coreSettings = {
   API_JWT_AUDIENCE: apiJwtAudience
   API_JWT_TENANT_CLAIM: apiJwtTenantClaim
   HUBSPOT_API_BASE_URL: hubspotApiBaseUrl
+  HUBSPOT_WEBHOOK_ACCEPT_LEGACY_SIGNATURES: 'false'
+  HUBSPOT_PRIVATE_APP_RATE_LIMIT: '100'
+  HUBSPOT_RATE_WINDOW_MS: '10000'
+  HUBSPOT_SYNC_TIME_BUDGET_SECONDS: '480'
   GRAPH_BASE_URL: graphBaseUrl
+  MSGRAPH_AUTHORITY_HOST: msgraphAuthorityHost
+  MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES: msgraphSubscriptionLifetimeMinutes
   LOG_LEVEL: logLevel
 }
 

@@ -22,6 +22,11 @@ var tableNames = [
   'Subscriptions'
   'Processed'
   'Leases'
+  'RateBudgets'
+  'GraphMailboxes'
+  'TeamsChannels'
+  'TeamsNotifications'
+  'TeamsState'
 ]
 
 var queueNames = [

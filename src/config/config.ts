@@ -17,8 +17,26 @@ export interface AppConfig {
   secrets: SecretStoreConfig;
   publicBaseUrl: string;
   apiAuth: ApiAuthConfig;
-  hubspot: { apiBaseUrl: string; oauth?: { clientId: string; clientSecret: string; redirectUri: string } };
-  msgraph: { baseUrl: string; app?: { clientId: string; clientSecret: string; homeTenantId?: string } };
+  hubspot: {
+    apiBaseUrl: string;
+    oauth?: { clientId: string; clientSecret: string; redirectUri: string };
+    /** Accept webhook signatures v1/v2 (no timestamp) when a request carries no v3 signature. */
+    acceptLegacySignatures: boolean;
+    /** Private-app requests per window (the account's tier). */
+    privateAppRateLimit: number;
+    /** HubSpot's rolling rate window in ms (10 000; tests shrink it). */
+    rateWindowMs: number;
+    /** A sync invocation's time budget before it re-queues its continuation. */
+    syncTimeBudgetMs: number;
+  };
+  msgraph: {
+    baseUrl: string;
+    /** Entra authority host for client-credential tokens (tests point it at a fake). */
+    authorityHost: string;
+    /** Lifetime asked for new and renewed Graph subscriptions. */
+    subscriptionLifetimeMinutes: number;
+    app?: { clientId: string; clientSecret: string; homeTenantId?: string };
+  };
   teams: { fallbackWebhookUrl?: string };
   logLevel: Env['LOG_LEVEL'];
   /** True when the process runs on the Azure platform (App Service / Functions). */
@@ -69,12 +87,18 @@ function toAppConfig(env: Env): AppConfig {
         },
     hubspot: {
       apiBaseUrl: env.HUBSPOT_API_BASE_URL.replace(/\/+$/, ''),
+      acceptLegacySignatures: env.HUBSPOT_WEBHOOK_ACCEPT_LEGACY_SIGNATURES === 'true',
+      privateAppRateLimit: env.HUBSPOT_PRIVATE_APP_RATE_LIMIT,
+      rateWindowMs: env.HUBSPOT_RATE_WINDOW_MS,
+      syncTimeBudgetMs: env.HUBSPOT_SYNC_TIME_BUDGET_SECONDS * 1000,
       ...(env.HUBSPOT_CLIENT_ID && env.HUBSPOT_CLIENT_SECRET && env.HUBSPOT_REDIRECT_URI
         ? { oauth: { clientId: env.HUBSPOT_CLIENT_ID, clientSecret: env.HUBSPOT_CLIENT_SECRET, redirectUri: env.HUBSPOT_REDIRECT_URI } }
         : {}),
     },
     msgraph: {
       baseUrl: env.GRAPH_BASE_URL.replace(/\/+$/, ''),
+      authorityHost: env.MSGRAPH_AUTHORITY_HOST.replace(/\/+$/, ''),
+      subscriptionLifetimeMinutes: env.MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES,
       ...(env.MSGRAPH_CLIENT_ID && env.MSGRAPH_CLIENT_SECRET
         ? {
             app: {

@@ -57,11 +57,23 @@ export const envSchema = z
     HUBSPOT_CLIENT_SECRET: optionalString,
     HUBSPOT_REDIRECT_URI: optionalUrl('HUBSPOT_REDIRECT_URI'),
     HUBSPOT_API_BASE_URL: blankAsUnset(url('HUBSPOT_API_BASE_URL').default('https://api.hubapi.com')),
+    // Webhook signatures v1/v2 (no timestamp, so no replay window) are refused unless this is 'true'.
+    HUBSPOT_WEBHOOK_ACCEPT_LEGACY_SIGNATURES: blankAsUnset(z.enum(['true', 'false']).default('false')),
+    // Private-app requests per rate window: 100 (Free/Starter), 190 (Professional/Enterprise), 250 (API add-on).
+    HUBSPOT_PRIVATE_APP_RATE_LIMIT: blankAsUnset(z.coerce.number().int().min(10).max(1000).default(100)),
+    // HubSpot's rolling rate window (10 s; search: a tenth of it). Tests shrink it together with the fake's.
+    HUBSPOT_RATE_WINDOW_MS: blankAsUnset(z.coerce.number().int().min(100).max(60_000).default(10_000)),
+    // A sync job stops taking pages after this long and re-queues itself; functionTimeout is 10 minutes.
+    HUBSPOT_SYNC_TIME_BUDGET_SECONDS: blankAsUnset(z.coerce.number().int().min(1).max(570).default(480)),
 
     MSGRAPH_CLIENT_ID: optionalString,
     MSGRAPH_CLIENT_SECRET: optionalString,
     MSGRAPH_TENANT_ID: optionalString,
     GRAPH_BASE_URL: blankAsUnset(url('GRAPH_BASE_URL').default('https://graph.microsoft.com')),
+    MSGRAPH_AUTHORITY_HOST: blankAsUnset(url('MSGRAPH_AUTHORITY_HOST').default('https://login.microsoftonline.com')),
+    // Outlook's documented maximum is 4230 minutes; newer pages quote 10080. We ask for this and fall back
+    // to 4230 when Graph refuses it.
+    MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES: blankAsUnset(z.coerce.number().int().min(45).max(10080).default(4230)),
 
     TEAMS_WEBHOOK_URL: optionalUrl('TEAMS_WEBHOOK_URL'),
 

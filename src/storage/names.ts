@@ -12,6 +12,11 @@ export const TABLES = {
   subscriptions: 'Subscriptions',
   processed: 'Processed',
   leases: 'Leases',
+  rateBudgets: 'RateBudgets',
+  graphMailboxes: 'GraphMailboxes',
+  teamsChannels: 'TeamsChannels',
+  teamsNotifications: 'TeamsNotifications',
+  teamsState: 'TeamsState',
 } as const;
 
 export type TableName = (typeof TABLES)[keyof typeof TABLES];

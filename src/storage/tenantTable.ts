@@ -43,11 +43,14 @@ export class TenantTable<T extends RowData> {
     }
   }
 
-  /** One page of a partition, optionally narrowed by an extra OData filter built with `odata`. */
-  async page(pk: PartitionKey, opts: { filter?: string; pageSize?: number; continuationToken?: string } = {}): Promise<Page<T>> {
+  /**
+   * One page of a partition, optionally narrowed by an extra OData filter built with `odata`. `select`
+   * names the only columns to return (a count or a version check need not move whole rows).
+   */
+  async page(pk: PartitionKey, opts: { filter?: string; pageSize?: number; continuationToken?: string; select?: string[] } = {}): Promise<Page<T>> {
     const filter = odata`PartitionKey eq ${pk}` + (opts.filter ? ` and (${opts.filter})` : '');
     const iter = this.client
-      .listEntities<T>({ queryOptions: { filter } })
+      .listEntities<T>({ queryOptions: { filter, ...(opts.select ? { select: opts.select } : {}) } })
       .byPage({ maxPageSize: opts.pageSize ?? 100, ...(opts.continuationToken ? { continuationToken: opts.continuationToken } : {}) });
     const next = await iter.next();
     if (next.done || !next.value) return { rows: [] };

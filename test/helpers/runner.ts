@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import path from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
 
@@ -15,10 +16,11 @@ export interface RunningHost {
 }
 
 /**
- * Starts the local runner as its own process (like `func start`), on a free port, with `env` winning
- * over local.settings.json. Resolves when it listens; rejects with its output if it exits first.
+ * Starts the local runner as its own process (like `func start`), on a free port (or `port`, when the
+ * test must know its address before start, e.g. to put it in PUBLIC_BASE_URL), with `env` winning over
+ * local.settings.json. Resolves when it listens; rejects with its output if it exits first.
  */
-export function startRunner(opts: { appDir?: string; env: Record<string, string | undefined>; args?: string[] }): Promise<RunningHost> {
+export function startRunner(opts: { appDir?: string; env: Record<string, string | undefined>; args?: string[]; port?: number }): Promise<RunningHost> {
   const functionKey = opts.env.LOCAL_FUNCTION_KEY ?? randomBytes(16).toString('hex');
   const masterKey = opts.env.LOCAL_MASTER_KEY ?? randomBytes(16).toString('hex');
   const env: NodeJS.ProcessEnv = { ...process.env, LOCAL_FUNCTION_KEY: functionKey, LOCAL_MASTER_KEY: masterKey };
@@ -28,7 +30,7 @@ export function startRunner(opts: { appDir?: string; env: Record<string, string 
   }
   const child: ChildProcess = spawn(
     process.execPath,
-    [path.join(ROOT, 'dist', 'runner', 'start.js'), '--app', opts.appDir ?? ROOT, '--no-init', '--no-local-settings', '--port', '0', ...(opts.args ?? [])],
+    [path.join(ROOT, 'dist', 'runner', 'start.js'), '--app', opts.appDir ?? ROOT, '--no-init', '--no-local-settings', '--port', String(opts.port ?? 0), ...(opts.args ?? [])],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
@@ -64,6 +66,18 @@ export function startRunner(opts: { appDir?: string; env: Record<string, string 
     void exited.then((code) => {
       clearTimeout(timer);
       reject(Object.assign(new Error(`runner exited with ${code}:\n${out}`), { code, output: out }));
+    });
+  });
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1 (for `startRunner({ port })`). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
     });
   });
 }

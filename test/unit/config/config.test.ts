@@ -37,8 +37,8 @@ describe('parseConfig: a valid local environment', () => {
       secrets: { kind: 'local', key: KEY, directory: '.local-secrets' },
       publicBaseUrl: 'http://localhost:7071',
       apiAuth: { kind: 'secret', secret: new TextEncoder().encode(JWT_SECRET), tenantClaim: 'tenant_id' },
-      hubspot: { apiBaseUrl: 'https://api.hubapi.com' },
-      msgraph: { baseUrl: 'https://graph.microsoft.com' },
+      hubspot: { apiBaseUrl: 'https://api.hubapi.com', acceptLegacySignatures: false, privateAppRateLimit: 100, rateWindowMs: 10_000, syncTimeBudgetMs: 480_000 },
+      msgraph: { baseUrl: 'https://graph.microsoft.com', authorityHost: 'https://login.microsoftonline.com', subscriptionLifetimeMinutes: 4230 },
       teams: {},
       logLevel: 'info',
       runningInAzure: false,
@@ -84,10 +84,15 @@ describe('parseConfig: a valid local environment', () => {
         HUBSPOT_CLIENT_SECRET: 'hs-secret',
         HUBSPOT_REDIRECT_URI: 'https://app.example/oauth/hubspot/callback',
         HUBSPOT_API_BASE_URL: 'http://127.0.0.1:9999/',
+        HUBSPOT_WEBHOOK_ACCEPT_LEGACY_SIGNATURES: 'true',
+        HUBSPOT_PRIVATE_APP_RATE_LIMIT: '190',
+        HUBSPOT_RATE_WINDOW_MS: '1000',
         MSGRAPH_CLIENT_ID: 'graph-id',
         MSGRAPH_CLIENT_SECRET: 'graph-secret',
         MSGRAPH_TENANT_ID: 'home-tenant',
         GRAPH_BASE_URL: 'http://127.0.0.1:9998//',
+        MSGRAPH_AUTHORITY_HOST: 'https://127.0.0.1:9997/',
+        MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES: '10080',
         TEAMS_WEBHOOK_URL: 'https://contoso.webhook.office.com/x',
         LOG_LEVEL: 'debug',
       }),
@@ -103,9 +108,15 @@ describe('parseConfig: a valid local environment', () => {
     expect(config.hubspot).toEqual({
       apiBaseUrl: 'http://127.0.0.1:9999',
       oauth: { clientId: 'hs-id', clientSecret: 'hs-secret', redirectUri: 'https://app.example/oauth/hubspot/callback' },
+      acceptLegacySignatures: true,
+      privateAppRateLimit: 190,
+      rateWindowMs: 1000,
+      syncTimeBudgetMs: 480_000,
     });
     expect(config.msgraph).toEqual({
       baseUrl: 'http://127.0.0.1:9998',
+      authorityHost: 'https://127.0.0.1:9997',
+      subscriptionLifetimeMinutes: 10080,
       app: { clientId: 'graph-id', clientSecret: 'graph-secret', homeTenantId: 'home-tenant' },
     });
     expect(config.teams).toEqual({ fallbackWebhookUrl: 'https://contoso.webhook.office.com/x' });
@@ -266,7 +277,9 @@ describe('parseConfig: reporting', () => {
     expect(settingsNamed(configError(localEnv({ MSGRAPH_CLIENT_ID: 'id' })))).toEqual(['MSGRAPH_CLIENT_SECRET']);
     expect(settingsNamed(configError(localEnv({ MSGRAPH_CLIENT_SECRET: 's' })))).toEqual(['MSGRAPH_CLIENT_ID']);
     // the Graph home tenant alone is not an app registration
-    expect(parseConfig(localEnv({ MSGRAPH_TENANT_ID: 'home' })).msgraph).toEqual({ baseUrl: 'https://graph.microsoft.com' });
+    expect(parseConfig(localEnv({ MSGRAPH_TENANT_ID: 'home' })).msgraph).toEqual({ baseUrl: 'https://graph.microsoft.com', authorityHost: 'https://login.microsoftonline.com', subscriptionLifetimeMinutes: 4230 });
+    // a subscription lifetime Graph could never accept is a start error, not a runtime surprise
+    expect(settingsNamed(configError(localEnv({ MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES: '20000' })))).toEqual(['MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES']);
   });
 });
 

@@ -1,0 +1,152 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { startAzurite } from '../runner/azurite';
+import { Remote } from './hubspotSync/ipc';
+
+/**
+ * `npm run bench`: a full sync of 100,000 tickets against the fake HubSpot at a scaled rate limit (110
+ * calls per 1 s window, HubSpot's 110 per 10 s sped up tenfold), our engine side by side with a baseline
+ * built on the SDK's own `getAll`. Azurite and the fake run as their own processes, and so does each
+ * contender, so each RSS figure is that contender's alone.
+ *
+ * Figures: records/s over the limit's bound (calls per second × 100 records per call; goal ≥ 0.95),
+ * HubSpot calls per 100 tickets (goal ≤ 1.02), peak RSS growth (goal ≤ 64 MB).
+ *
+ * Environment: BENCH_TICKETS (default 100000), BENCH_PER_WINDOW (110), BENCH_WINDOW_MS (1000).
+ */
+
+const TICKETS = Number(process.env.BENCH_TICKETS ?? 100_000);
+const PER_WINDOW = Number(process.env.BENCH_PER_WINDOW ?? 110);
+const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 1000);
+const GOALS = { boundRatio: 0.95, callsPer100: 1.02, rssGrowthMb: 64 };
+
+const statsSchema = z.object({ requests: z.number(), byRoute: z.record(z.string(), z.number()), rateLimited: z.number(), maxPerWindowSeen: z.number() }).loose();
+const resultSchema = z.object({
+  records: z.number(),
+  ms: z.number(),
+  fetchMs: z.number().nullable(),
+  rssStartMb: z.number(),
+  rssPeakGrowthMb: z.number(),
+  heapPeakGrowthMb: z.number(),
+  callerCalls: z.number().nullable(),
+  rateLimitWaits: z.number().nullable(),
+  status429: z.number().nullable(),
+  invocations: z.number(),
+  storeMs: z.number(),
+  storeWrites: z.number(),
+});
+
+function child(script: string, args: string[] = []): ChildProcess {
+  return fork(path.join(__dirname, 'hubspotSync', script), args, { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  process.stdout.write(`HubSpot sync benchmark: ${TICKETS.toLocaleString('en')} tickets, limit ${PER_WINDOW} calls per ${WINDOW_MS} ms\n`);
+  const fakeProc = child('fakeProcess.js');
+  const fake = new Remote(fakeProc);
+  const children: ChildProcess[] = [fakeProc];
+  const stops: Array<() => Promise<void>> = [];
+  try {
+    const { url } = await fake.call('start', { perTenSeconds: PER_WINDOW, windowMs: WINDOW_MS }, z.object({ url: z.string() }));
+    const bound = (PER_WINDOW * 100 * 1000) / WINDOW_MS;
+    const rows: Array<Record<string, unknown>> = [];
+    for (const kind of ['engine', 'baseline'] as const) {
+      // A storage emulator and a portal of its own per contender, seeded identically: neither pays for the
+      // other's rows (Azurite's table store slows down as tables grow).
+      const azurite = await startAzurite();
+      stops.push(() => azurite.stop());
+      const portal = await fake.call('seedPortal', { tickets: TICKETS, contacts: 1000, companies: 200 }, z.object({ hubId: z.number(), token: z.string() }));
+      const proc = child('contender.js');
+      children.push(proc);
+      const c = new Remote(proc);
+      await c.call('prepare', { kind, fakeUrl: url, hubId: portal.hubId, token: portal.token, connectionString: azurite.connectionString, perWindow: PER_WINDOW, windowMs: WINDOW_MS }, z.unknown());
+      // Let the warm-up call leave the rate window before the clock starts.
+      await new Promise((r) => setTimeout(r, WINDOW_MS + 100));
+      await fake.call('resetStats', {}, z.unknown());
+      process.stdout.write(`  running ${kind}…\n`);
+      const r = await c.call('run', {}, resultSchema);
+      const s = await fake.call('stats', {}, statsSchema);
+      await c.call('stop', {}, z.unknown()).catch(() => undefined);
+      const seconds = r.ms / 1000;
+      const rps = r.records / seconds;
+      rows.push({
+        contender: kind === 'engine' ? 'engine (ours)' : 'baseline (SDK getAll)',
+        records: r.records,
+        seconds: round(seconds, 2),
+        recordsPerSecond: round(rps, 0),
+        boundRecordsPerSecond: bound,
+        boundRatio: round(rps / bound, 3),
+        hubspotCalls: s.requests,
+        callsPer100Tickets: round((s.requests / r.records) * 100, 4),
+        rateLimited429: s.rateLimited,
+        maxCallsInOneWindow: s.maxPerWindowSeen,
+        peakRssGrowthMb: r.rssPeakGrowthMb,
+        peakHeapGrowthMb: r.heapPeakGrowthMb,
+        rssAtStartMb: r.rssStartMb,
+        fetchOnlySeconds: r.fetchMs === null ? null : round(r.fetchMs / 1000, 2),
+        storeSeconds: round(r.storeMs / 1000, 2),
+        storeMsPerPage: r.storeWrites > 0 ? round(r.storeMs / r.storeWrites, 1) : null,
+        hubspotCallsPerSecond: round(s.requests / seconds, 1),
+        invocations: r.invocations,
+        callsByRoute: s.byRoute,
+      });
+      // A fresh window for the next contender.
+      await new Promise((res) => setTimeout(res, WINDOW_MS * 2));
+    }
+
+    const result = {
+      benchmark: 'hubspot-full-sync',
+      startedAt: started.toISOString(),
+      tickets: TICKETS,
+      rateLimit: { callsPerWindow: PER_WINDOW, windowMs: WINDOW_MS, note: "HubSpot's 110 per 10 s, scaled to the same ratio" },
+      goals: GOALS,
+      machine: { node: process.version, platform: `${os.platform()} ${os.arch()}`, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGb: round(os.totalmem() / 1024 ** 3, 1) },
+      results: rows,
+    };
+    const dir = path.resolve(__dirname, '..', '..', 'bench', 'results');
+    mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
+    writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+    printTable(rows);
+    process.stdout.write(`\nResults written to ${path.relative(process.cwd(), file) || file}\n`);
+  } finally {
+    await fake.call('stop', {}, z.unknown()).catch(() => undefined);
+    for (const c of children) if (c.exitCode === null) c.kill();
+    for (const stop of stops) await stop().catch(() => undefined);
+  }
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+function printTable(rows: Array<Record<string, unknown>>): void {
+  const cols: Array<[string, string, (v: unknown) => string]> = [
+    ['contender', 'contender', String],
+    ['records', 'records', String],
+    ['seconds', 's', String],
+    ['recordsPerSecond', 'rec/s', String],
+    ['boundRatio', `rec/s ÷ bound (≥ ${GOALS.boundRatio})`, String],
+    ['callsPer100Tickets', `calls/100 (≤ ${GOALS.callsPer100})`, String],
+    ['rateLimited429', '429s', String],
+    ['maxCallsInOneWindow', 'max/window', String],
+    ['peakRssGrowthMb', `RSS growth MB (≤ ${GOALS.rssGrowthMb})`, String],
+    ['hubspotCallsPerSecond', 'calls/s', String],
+    ['storeMsPerPage', 'store ms/page', String],
+  ];
+  const table = [cols.map((c) => c[1]), ...rows.map((r) => cols.map(([k, , f]) => f(r[k])))];
+  const widths = cols.map((_, i) => Math.max(...table.map((row) => (row[i] ?? '').length)));
+  const line = (row: string[]) => '  ' + row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ');
+  process.stdout.write('\n' + line(table[0] as string[]) + '\n' + '  ' + widths.map((w) => '-'.repeat(w)).join('  ') + '\n');
+  for (const row of table.slice(1)) process.stdout.write(line(row) + '\n');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,209 @@
+import { Client, DEFAULT_LIMITER_OPTIONS } from '@hubspot/api-client';
+import { z } from 'zod';
+import { DistributedBudget, type BudgetRow } from '../../src/connectors/hubspot/budget';
+import { createHubSpotCaller } from '../../src/connectors/hubspot/client';
+import { HubSpotRateGate, ratePolicy } from '../../src/connectors/hubspot/rateLimit';
+import type { HubSpotCaller } from '../../src/connectors/hubspot/caller';
+import {
+  HubSpotRecordStore,
+  OBJECT_SPECS,
+  SyncEngine,
+  hubSpotObjectSchema,
+  requestSync,
+  syncMessageSchema,
+  toHubSpotObject,
+  type ApplyResult,
+} from '../../src/connectors/hubspot';
+import { EngineEventPublisher } from '../../src/platform/events';
+import { consoleSink, Logger } from '../../src/platform/logging';
+import { IntegrationsRepository, Leases, QueueSender, StorageClients, TABLES, TenantTable, integrationId, tenantId, type LeaseRow } from '../../src/storage';
+import { serve } from './ipc';
+
+/**
+ * One contender of the benchmark, in a process of its own so that its RSS is its own: `engine` (our
+ * sync engine with the production caller: per-portal limiter, storage budget, retry, timeout) or
+ * `baseline` (the SDK's `getAll` with the SDK's own limiter and retry, then the same store).
+ */
+
+const setupSchema = z.object({
+  kind: z.enum(['engine', 'baseline']),
+  fakeUrl: z.string(),
+  hubId: z.number(),
+  token: z.string(),
+  connectionString: z.string(),
+  perWindow: z.number(),
+  windowMs: z.number(),
+});
+type Setup = z.infer<typeof setupSchema>;
+
+let setup: Setup | undefined;
+let storage: StorageClients | undefined;
+let caller: HubSpotCaller | undefined;
+let client: Client | undefined;
+const t = tenantId('bench');
+const log = new Logger(consoleSink, { functionName: 'bench' }, 'warn');
+
+/** The store, timing its writes: how much of the run the storage took. */
+class TimedRecordStore extends HubSpotRecordStore {
+  commitMs = 0;
+  commits = 0;
+  override async commit(...args: Parameters<HubSpotRecordStore['commit']>): Promise<ApplyResult> {
+    const t0 = performance.now();
+    try {
+      return await super.commit(...args);
+    } finally {
+      this.commitMs += performance.now() - t0;
+      this.commits++;
+    }
+  }
+}
+
+const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
+
+/** Samples RSS while `fn` runs; growth is measured against the RSS right before it. */
+async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; rssStartMb: number; rssPeakGrowthMb: number; heapPeakGrowthMb: number }> {
+  gc();
+  const start = process.memoryUsage();
+  let peakRss = start.rss;
+  let peakHeap = start.heapUsed;
+  const timer = setInterval(() => {
+    const m = process.memoryUsage();
+    if (m.rss > peakRss) peakRss = m.rss;
+    if (m.heapUsed > peakHeap) peakHeap = m.heapUsed;
+  }, 10);
+  const t0 = performance.now();
+  try {
+    const value = await fn();
+    const ms = performance.now() - t0;
+    const m = process.memoryUsage();
+    peakRss = Math.max(peakRss, m.rss);
+    peakHeap = Math.max(peakHeap, m.heapUsed);
+    const mb = (b: number) => Math.round((b / 1024 / 1024) * 10) / 10;
+    return { value, ms, rssStartMb: mb(start.rss), rssPeakGrowthMb: mb(peakRss - start.rss), heapPeakGrowthMb: mb(peakHeap - start.heapUsed) };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+serve({
+  async prepare(args) {
+    setup = setupSchema.parse(args);
+    storage = new StorageClients({ kind: 'connectionString', connectionString: setup.connectionString });
+    await storage.ensureAll();
+    const s = setup;
+    if (s.kind === 'engine') {
+      const budget = new DistributedBudget(new TenantTable<BudgetRow>(storage.table(TABLES.rateBudgets)));
+      caller = createHubSpotCaller({
+        tenantId: t,
+        integrationId: integrationId('engine'),
+        portalId: String(s.hubId),
+        auth: { kind: 'private_app', accessToken: async () => s.token, unauthorized: async () => false },
+        gate: new HubSpotRateGate(budget),
+        policy: ratePolicy('private_app', { windowMs: s.windowMs, publicAppLimit: s.perWindow, privateAppLimit: s.perWindow, searchLimit: 5 }),
+        apiBaseUrl: s.fakeUrl,
+        priority: 'background',
+        log,
+      });
+      await caller.call('standard', 'warm-up', (c) => c.crm.pipelines.pipelinesApi.getAll('tickets'));
+    } else {
+      // The SDK's own limiter preset, scaled to the benchmark's window like the fake's limit.
+      const scale = s.windowMs / 10_000;
+      client = new Client({
+        accessToken: s.token,
+        basePath: s.fakeUrl,
+        numberOfApiCallRetries: 6,
+        limiterOptions: { minTime: DEFAULT_LIMITER_OPTIONS.minTime * scale, maxConcurrent: DEFAULT_LIMITER_OPTIONS.maxConcurrent },
+      });
+      await client.crm.pipelines.pipelinesApi.getAll('tickets');
+    }
+    return {};
+  },
+
+  async run() {
+    if (!setup || !storage) throw new Error('not prepared');
+    const st = storage;
+    if (setup.kind === 'engine') {
+      const c = caller as HubSpotCaller;
+      const i = integrationId('engine');
+      const integrations = new IntegrationsRepository(new TenantTable(st.table(TABLES.integrations)));
+      await integrations.create(t, { integrationId: i, type: 'hubspot', status: 'active', externalAccountId: String(setup.hubId) });
+      const queues = new QueueSender(st);
+      const store = new TimedRecordStore(st);
+      const engine = new SyncEngine(
+        {
+          storage: st,
+          queues,
+          leases: new Leases(new TenantTable<LeaseRow>(st.table(TABLES.leases))),
+          integrations,
+          events: new EngineEventPublisher(queues),
+          log,
+          callerFor: async () => c,
+          records: store,
+        },
+        { budgetMs: 9 * 60_000 },
+      );
+      const started = await requestSync({ storage: st, queues }, t, i, { syncType: 'full', trigger: 'api', objectTypes: ['tickets'] });
+      if (!started.started) throw new Error('sync not started');
+      const q = st.queue('hubspot-sync');
+      const got = (await q.receiveMessages({ numberOfMessages: 1, visibilityTimeout: 600 })).receivedMessageItems[0];
+      if (!got) throw new Error('no sync message');
+      const msg = syncMessageSchema.parse(JSON.parse(Buffer.from(got.messageText, 'base64').toString('utf8')));
+      const callsBefore = c.stats();
+      const m = await measured(() => engine.runJob(msg, { dequeueCount: 1 }));
+      await q.deleteMessage(got.messageId, got.popReceipt);
+      const out = m.value;
+      if (out.outcome !== 'completed') throw new Error(`sync ended ${out.outcome}`);
+      const after = c.stats();
+      const counts = await new HubSpotRecordStore(st).counts(t, i, 'tickets');
+      return {
+        records: Object.values(counts).reduce((a, b) => a + b, 0),
+        ms: m.ms,
+        fetchMs: null,
+        rssStartMb: m.rssStartMb,
+        rssPeakGrowthMb: m.rssPeakGrowthMb,
+        heapPeakGrowthMb: m.heapPeakGrowthMb,
+        callerCalls: after.calls - callsBefore.calls,
+        rateLimitWaits: after.rateLimitWaits - callsBefore.rateLimitWaits,
+        status429: after.status429 - callsBefore.status429,
+        invocations: out.run.invocations,
+        storeMs: store.commitMs,
+        storeWrites: store.commits,
+      };
+    }
+    const api = (client as Client).crm.tickets;
+    const i = integrationId('baseline');
+    const records = new TimedRecordStore(st);
+    const spec = OBJECT_SPECS.tickets;
+    let fetchMs = 0;
+    const m = await measured(async () => {
+      const t0 = performance.now();
+      const all = await api.getAll(100, undefined, [...spec.properties], undefined, [...spec.associations]);
+      fetchMs = performance.now() - t0;
+      // The same store as the engine, written after the fetch (getAll hands over everything at once).
+      for (let k = 0; k < all.length; k += 100) {
+        const objects = all.slice(k, k + 100).map((o) => toHubSpotObject('tickets', hubSpotObjectSchema.parse(o)));
+        await records.apply(t, i, 'tickets', objects, { assumeNew: true });
+      }
+      return all.length;
+    });
+    return {
+      records: m.value,
+      ms: m.ms,
+      fetchMs,
+      rssStartMb: m.rssStartMb,
+      rssPeakGrowthMb: m.rssPeakGrowthMb,
+      heapPeakGrowthMb: m.heapPeakGrowthMb,
+      callerCalls: null,
+      rateLimitWaits: null,
+      status429: null,
+      invocations: 1,
+      storeMs: records.commitMs,
+      storeWrites: records.commits,
+    };
+  },
+
+  async stop() {
+    setImmediate(() => process.exit(0));
+    return {};
+  },
+});

@@ -1,0 +1,47 @@
+import { z } from 'zod';
+import { startFakeHubSpot, type FakeHubSpot } from '../../test/fakes/hubspot';
+import { serve } from './ipc';
+
+/** The fake HubSpot in a process of its own, driven by the benchmark over IPC. */
+
+let fake: FakeHubSpot | undefined;
+
+const LOREM = 'Customer reports that the export to CSV stops at the first page; steps to reproduce attached, urgent for month-end. ';
+
+function need(): FakeHubSpot {
+  if (!fake) throw new Error('fake not started');
+  return fake;
+}
+
+serve({
+  async start(args) {
+    const a = z.object({ perTenSeconds: z.number(), windowMs: z.number() }).parse(args);
+    fake = await startFakeHubSpot({ rateLimit: { perTenSeconds: a.perTenSeconds, windowMs: a.windowMs, searchPerSecond: 5 } });
+    return { url: fake.url };
+  },
+  async seedPortal(args) {
+    const a = z.object({ tickets: z.number().int(), contacts: z.number().int(), companies: z.number().int() }).parse(args);
+    const f = need();
+    const portal = f.addPortal();
+    f.setPipelines(portal.hubId, [{ id: '0', label: 'Support', stages: [{ id: '1', label: 'New', ticketState: 'OPEN' }, { id: '2', label: 'Waiting', ticketState: 'OPEN' }, { id: '4', label: 'Closed', ticketState: 'CLOSED' }] }]);
+    const contacts = f.seed(portal.hubId, 'contacts', a.contacts);
+    const companies = f.seed(portal.hubId, 'companies', a.companies);
+    // Tickets with a few hundred characters of body and, for some, a contact and a company.
+    const tickets = f.seed(portal.hubId, 'tickets', a.tickets, (i) => ({ content: `${LOREM}${LOREM}${i}`, hs_pipeline_stage: ['1', '2', '4'][i % 3] as string }));
+    for (let i = 0; i < tickets.length; i += 10) f.associate(portal.hubId, 'tickets', tickets[i] as string, 'contacts', contacts[(i / 10) % contacts.length] as string);
+    for (let i = 0; i < tickets.length; i += 20) f.associate(portal.hubId, 'tickets', tickets[i] as string, 'companies', companies[(i / 20) % companies.length] as string);
+    return { hubId: portal.hubId, token: f.createPrivateAppToken(portal.hubId) };
+  },
+  async resetStats() {
+    need().resetStats();
+    return {};
+  },
+  async stats() {
+    return need().stats();
+  },
+  async stop() {
+    await fake?.close();
+    setImmediate(() => process.exit(0));
+    return {};
+  },
+});

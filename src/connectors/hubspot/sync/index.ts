@@ -1,0 +1,15 @@
+export { SYNC_OBJECT_TYPES, SYNC_TYPES, syncMessageSchema, syncObjectTypeSchema } from './messages';
+export type { SyncMessage, SyncMessageInput, SyncObjectType, SyncType } from './messages';
+export { OBJECT_SPECS } from './objects';
+export type { ObjectTypeSpec } from './objects';
+export { DEFAULT_SYNC_OPTIONS, SYNC_LEASE_NAME, SyncEngine, newSyncId, safeError } from './engine';
+export type { JobOutcome, SyncDeps, SyncOptions } from './engine';
+export { requestSync, activeHubSpotIntegrations, staggerSeconds } from './scheduler';
+export type { SyncRequestResult } from './scheduler';
+export { syncStatus, progressView } from './status';
+export { hubspotObjectChangedSchema, hubspotSyncCompletedSchema, publishChanges, changeEventData } from './changes';
+export type { HubSpotObjectChanged, HubSpotSyncCompleted } from './changes';
+export { hubSpotObjectSchema, toHubSpotObject, parseTime } from './hubspotApi';
+export type { HubSpotObject, HubSpotObjectInput, PipelineLabels } from './hubspotApi';
+export { SyncStateStore, RUN_STATUSES } from './state';
+export type { RunRow, RunStatus, TypeState } from './state';

@@ -1,0 +1,129 @@
+import https from 'node:https';
+import { AuthenticationError, ClientSecretCredential, type TokenCredential } from '@azure/identity';
+import { AuthenticationHandler, Client, HTTPMessageHandler, TelemetryHandler, type Middleware } from '@microsoft/microsoft-graph-client';
+import { TokenCredentialAuthenticationProvider } from '@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials';
+import { KeyedRateLimiter } from '../base';
+import { ImmutableIdMiddleware, MailboxLimiterMiddleware, type ThrottleEvent } from './middleware';
+import { AgentTransport } from './transport';
+
+export const GRAPH_SCOPE = 'https://graph.microsoft.com/.default';
+export const DEFAULT_AUTHORITY_HOST = 'https://login.microsoftonline.com';
+
+/** An Entra tenant id as Graph and the admin-consent callback give it: a GUID. */
+export const ENTRA_TENANT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A tenant as the app's home tenant may be configured: its GUID or a verified domain. */
+const TENANT_NAME = /^[0-9A-Za-z][0-9A-Za-z.-]{0,252}$/;
+
+export interface GraphClientFactoryOptions {
+  clientId: string;
+  clientSecret: string;
+  /** `https://graph.microsoft.com`, or a fake's origin in tests. */
+  baseUrl: string;
+  authorityHost: string;
+  /** A CA to trust for both token and Graph calls (tests' self-signed fake); verification stays on. */
+  tls?: { ca: string };
+  /** Outlook: 4 concurrent requests per app and mailbox. */
+  maxConcurrentPerMailbox?: number;
+  /** Outlook: 10,000 requests per 10 minutes per app and mailbox. Divide by the instance count when scaled out. */
+  requestsPerWindow?: number;
+  windowMs?: number;
+  /** Longest Retry-After sat through inside one call. */
+  maxThrottleWaitMs?: number;
+  onThrottled?: (tenant: string, event: ThrottleEvent) => void;
+}
+
+/**
+ * Graph clients per customer tenant, app-only: one `ClientSecretCredential` per Entra tenant (MSAL
+ * caches and refreshes its token), one limiter for the whole process keyed by tenant + mailbox, and
+ * `Prefer: IdType="ImmutableId"` on every call.
+ */
+export class GraphClientFactory {
+  readonly limiter: KeyedRateLimiter;
+  readonly #credentials = new Map<string, TokenCredential>();
+  readonly #clients = new Map<string, Client>();
+  readonly #agent: https.Agent | undefined;
+
+  constructor(private readonly opts: GraphClientFactoryOptions) {
+    this.limiter = new KeyedRateLimiter({
+      limit: opts.requestsPerWindow ?? 10_000,
+      intervalMs: opts.windowMs ?? 10 * 60_000,
+      maxConcurrent: opts.maxConcurrentPerMailbox ?? 4,
+    });
+    this.#agent = opts.tls ? new https.Agent({ ca: opts.tls.ca, keepAlive: true }) : undefined;
+  }
+
+  credential(entraTenantId: string): TokenCredential {
+    if (!TENANT_NAME.test(entraTenantId)) throw new Error('Entra tenant must be a GUID or a domain name');
+    let cred = this.#credentials.get(entraTenantId);
+    if (!cred) {
+      const custom = this.opts.authorityHost.replace(/\/+$/, '') !== DEFAULT_AUTHORITY_HOST;
+      cred = new ClientSecretCredential(entraTenantId, this.opts.clientId, this.opts.clientSecret, {
+        authorityHost: this.opts.authorityHost,
+        // Instance discovery asks login.microsoftonline.com which authorities exist; a private or fake
+        // authority is not among them, so it is trusted as configured instead.
+        ...(custom ? { disableInstanceDiscovery: true } : {}),
+        ...(this.opts.tls ? { tlsOptions: { ca: this.opts.tls.ca } } : {}),
+      });
+      this.#credentials.set(entraTenantId, cred);
+    }
+    return cred;
+  }
+
+  /** A token for the tenant right now; throws what `@azure/identity` throws (see `describeAuthError`). */
+  async token(entraTenantId: string, signal?: AbortSignal): Promise<void> {
+    await this.credential(entraTenantId).getToken(GRAPH_SCOPE, signal ? { abortSignal: signal } : {});
+  }
+
+  client(entraTenantId: string): Client {
+    let client = this.#clients.get(entraTenantId);
+    if (client) return client;
+    const auth = new AuthenticationHandler(new TokenCredentialAuthenticationProvider(this.credential(entraTenantId), { scopes: [GRAPH_SCOPE] }));
+    const chain: Middleware[] = [
+      auth,
+      new ImmutableIdMiddleware(),
+      new MailboxLimiterMiddleware({
+        limiter: this.limiter,
+        keyPrefix: entraTenantId,
+        ...(this.opts.maxThrottleWaitMs !== undefined ? { maxWaitMs: this.opts.maxThrottleWaitMs } : {}),
+        ...(this.opts.onThrottled ? { onThrottled: (e: ThrottleEvent) => this.opts.onThrottled?.(entraTenantId, e) } : {}),
+      }),
+      new TelemetryHandler(),
+      this.#agent ? new AgentTransport(this.#agent) : new HTTPMessageHandler(),
+    ];
+    const base = new URL(this.opts.baseUrl);
+    client = Client.initWithMiddleware({
+      baseUrl: base.origin,
+      defaultVersion: 'v1.0',
+      middleware: chain,
+      // The SDK attaches the token only to Graph hosts; a fake's host must be named (hostname, no port).
+      ...(base.hostname !== 'graph.microsoft.com' ? { customHosts: new Set([base.hostname]) } : {}),
+    });
+    this.#clients.set(entraTenantId, client);
+    return client;
+  }
+
+  get baseUrl(): string {
+    return new URL(this.opts.baseUrl).origin;
+  }
+}
+
+const REVOKED_CODES = new Set(['AADSTS700016', 'AADSTS65001', 'AADSTS650052', 'AADSTS7000112', 'AADSTS500011']);
+
+/** What an `@azure/identity` failure means for the integration, without its message (which may echo request data). */
+export function describeAuthError(err: unknown): { revoked: boolean; code: string | undefined; status: number | undefined } {
+  if (err instanceof AuthenticationError) {
+    const code = err.errorResponse?.error;
+    const desc = err.errorResponse?.errorDescription ?? '';
+    const aadsts = /AADSTS\d+/.exec(desc)?.[0];
+    // The app is unknown to the customer's tenant, or lacks consent there: an admin removed it or never
+    // consented. A bad app secret (AADSTS7000215) is ours to fix and is not counted as revoked.
+    const revoked = aadsts !== undefined && REVOKED_CODES.has(aadsts);
+    return { revoked, code: aadsts ?? code, status: err.statusCode };
+  }
+  // MSAL server errors often arrive wrapped (AuthenticationRequiredError, CredentialUnavailableError)
+  // with only the message: "<error>: … AADSTS<code>: …". Read the codes, never keep the message.
+  const message = err instanceof Error ? err.message : '';
+  const aadsts = /AADSTS\d+/.exec(message)?.[0];
+  if (aadsts) return { revoked: REVOKED_CODES.has(aadsts), code: aadsts, status: undefined };
+  return { revoked: false, code: /^([a-z_]{3,40}):/.exec(message)?.[1] ?? (err as { code?: string } | undefined)?.code, status: undefined };
+}

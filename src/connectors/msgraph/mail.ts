@@ -1,0 +1,396 @@
+import type { Client } from '@microsoft/microsoft-graph-client';
+import { convert } from 'html-to-text';
+import { z } from 'zod';
+import { collectPages } from './paging';
+import { addressOf, graphMessageSchema, headerValue, MESSAGE_SELECT, odataString, pathSegment, THREAD_SELECT, type GraphMessage, type GraphRecipient } from './messages';
+
+// -----------------------------------------------------------------------------------------------
+// What the engine receives
+// -----------------------------------------------------------------------------------------------
+
+const emailAddressSchema = z.object({
+  address: z.string().min(1),
+  name: z.string().optional(),
+});
+
+const attachmentMetaSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  contentType: z.string(),
+  /** Bytes. */
+  size: z.number().int().nonnegative(),
+  /** Inline images of an HTML body (signatures, logos) rather than files the sender attached. */
+  isInline: z.boolean(),
+});
+
+/**
+ * Description and comment bodies are cut at this many UTF-8 bytes, recipient and attachment lists at
+ * the counts below: a queue message holds 48 KiB of JSON, and JSON escaping can double a text.
+ */
+export const MAX_TEXT_BYTES = 16 * 1024;
+export const MAX_RECIPIENTS = 100;
+export const MAX_ATTACHMENTS = 50;
+/** JSON bytes an event's `data` may take, leaving room for the CloudEvent envelope within 48 KiB. */
+export const MAX_DATA_JSON_BYTES = 44 * 1024;
+
+const jsonBytes = (v: unknown) => Buffer.byteLength(JSON.stringify(v), 'utf8');
+
+/** What is always left of the text when lists have to give way. */
+const MIN_TEXT_BYTES = 4 * 1024;
+
+/**
+ * Fits an event's data into `MAX_DATA_JSON_BYTES` of JSON: first the longest list (attachments or
+ * recipients) is halved until the text has room, then the text is cut (escaping can make a text
+ * several times longer as JSON, hence the loop). `truncated` says something was cut.
+ */
+function fitData<T extends { truncated: boolean }>(data: T, textKey: 'description' | 'body', listKeys: Array<'attachments' | 'to' | 'cc'>): T {
+  const out: Record<string, unknown> = { ...data };
+  const size = () => jsonBytes(out);
+  const textOf = () => out[textKey] as string;
+  if (size() <= MAX_DATA_JSON_BYTES) return data;
+  out.truncated = true;
+  const withoutText = () => jsonBytes({ ...out, [textKey]: '' });
+  for (let guard = 0; guard < 64 && withoutText() > MAX_DATA_JSON_BYTES - MIN_TEXT_BYTES; guard++) {
+    const longest = listKeys.map((k) => ({ k, n: (out[k] as unknown[]).length })).filter((e) => e.n > 0).sort((a, b) => b.n - a.n)[0];
+    if (!longest) break;
+    out[longest.k] = (out[longest.k] as unknown[]).slice(0, Math.floor(longest.n / 2));
+  }
+  for (let guard = 0; guard < 64; guard++) {
+    const over = size() - MAX_DATA_JSON_BYTES;
+    if (over <= 0) break;
+    const bytes = Buffer.byteLength(textOf(), 'utf8');
+    if (bytes === 0) break;
+    // How much JSON one byte of this text costs (escaping: up to 6 for control characters).
+    const ratio = Math.max(1, (jsonBytes(textOf()) - 2) / bytes);
+    out[textKey] = truncateUtf8(textOf(), Math.max(0, bytes - Math.max(Math.ceil(over / ratio), 64))).text;
+  }
+  return out as T;
+}
+
+/**
+ * `data` of `com.itil-next.connectors.ticket.create_requested.v1`: an email that starts a new
+ * conversation with the support mailbox asks for a ticket.
+ *
+ * - `subject`: the subject without reply/forward prefixes (`RE:`, `FW:`, `AW:`… repeated);
+ *   `originalSubject` as received.
+ * - `description`: plain text made from the HTML body by a real converter (links kept as
+ *   `text [url]`, images dropped), at most `MAX_TEXT_BYTES` (less when the whole event would
+ *   not fit a queue message); `truncated` says something was cut.
+ * - `from`, `to`, `cc`: addresses as the message carries them (at most `MAX_RECIPIENTS` each).
+ * - `priority`: from the message's importance (high → high, low → low, otherwise medium).
+ * - `attachments`: metadata only (at most `MAX_ATTACHMENTS`); content stays in the mailbox (fetch by
+ *   `messageId` + attachment id).
+ * - `internetMessageId` (RFC 5322 Message-ID), `conversationId`, `messageId` (Graph immutable id),
+ *   `mailbox` (the watched support address that received it): what a later reply or comment refers to.
+ */
+export const ticketCreateRequestSchema = z.object({
+  source: z.literal('email'),
+  mailbox: z.string().min(1),
+  subject: z.string(),
+  originalSubject: z.string(),
+  description: z.string(),
+  truncated: z.boolean(),
+  from: emailAddressSchema,
+  to: z.array(emailAddressSchema),
+  cc: z.array(emailAddressSchema),
+  priority: z.enum(['low', 'medium', 'high']),
+  importance: z.enum(['low', 'normal', 'high']),
+  attachments: z.array(attachmentMetaSchema),
+  internetMessageId: z.string().min(1),
+  conversationId: z.string().min(1),
+  messageId: z.string().min(1),
+  receivedAt: z.string(),
+});
+export type TicketCreateRequest = z.infer<typeof ticketCreateRequestSchema>;
+
+/**
+ * `data` of `com.itil-next.connectors.ticket.comment_added.v1`: a new message in a conversation that
+ * already asked for a ticket. `ticketRef` is the id of that `create_requested` event (and `ticketId`
+ * the engine's ticket id once the engine named it on a reply). `body` is the new text only: the quoted
+ * history below the usual reply separators is cut off.
+ */
+export const ticketCommentSchema = z.object({
+  source: z.literal('email'),
+  mailbox: z.string().min(1),
+  conversationId: z.string().min(1),
+  ticketRef: z.string().min(1),
+  ticketId: z.string().optional(),
+  subject: z.string(),
+  body: z.string(),
+  truncated: z.boolean(),
+  from: emailAddressSchema,
+  attachments: z.array(attachmentMetaSchema),
+  internetMessageId: z.string().min(1),
+  messageId: z.string().min(1),
+  receivedAt: z.string(),
+});
+export type TicketComment = z.infer<typeof ticketCommentSchema>;
+
+// -----------------------------------------------------------------------------------------------
+// Text
+// -----------------------------------------------------------------------------------------------
+
+// Reply/forward prefixes in the languages Outlook users most often send: RE, FW, FWD, AW/WG (de),
+// SV/VS (nordic), ANTW (nl), TR/RE (fr), RIF/I (it), RV/RES/ENC (es/pt), optionally numbered "RE[2]:".
+const PREFIX = /^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|antw|doorst|tr|rif|rv|res|enc)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+/i;
+
+export function cleanSubject(subject: string | null | undefined): string {
+  const s = (subject ?? '').replace(/\s+/g, ' ').trim();
+  return s.replace(PREFIX, '').trim();
+}
+
+export function htmlToPlainText(html: string): string {
+  return convert(html, {
+    wordwrap: false,
+    selectors: [
+      { selector: 'img', format: 'skip' },
+      { selector: 'a', options: { hideLinkHrefIfSameAsText: true, ignoreHref: false } },
+      { selector: 'style', format: 'skip' },
+      { selector: 'script', format: 'skip' },
+    ],
+  })
+    .replace(/\n{3,}/g, '\n\n')
+    .trim();
+}
+
+export function bodyText(message: GraphMessage): string {
+  const body = message.body;
+  if (!body?.content) return (message.bodyPreview ?? '').trim();
+  return /html/i.test(body.contentType) ? htmlToPlainText(body.content) : body.content.replace(/\r\n/g, '\n').trim();
+}
+
+// Lines where quoted history starts in Outlook, Gmail and Apple Mail replies.
+const QUOTE_STARTS = [
+  /^-{2,}\s*original message\s*-{2,}/i,
+  /^_{10,}\s*$/,
+  /^from:\s.+$/i,
+  /^von:\s.+$/i,
+  /^on .{4,200} wrote:\s*$/i,
+  /^am .{4,200} schrieb .{0,200}:\s*$/i,
+  /^le .{4,200} a écrit\s*:\s*$/i,
+];
+
+/** The new part of a reply: everything above the first quoted-history marker (or `>` block). */
+export function stripQuotedReply(text: string): string {
+  const lines = text.split('\n');
+  let cut = lines.length;
+  for (let i = 0; i < lines.length; i++) {
+    const line = (lines[i] as string).trim();
+    if (QUOTE_STARTS.some((re) => re.test(line))) {
+      cut = i;
+      break;
+    }
+    if (line.startsWith('>') && lines.slice(i).every((l) => l.trim() === '' || l.trim().startsWith('>'))) {
+      cut = i;
+      break;
+    }
+  }
+  // Outlook draws a rule (<hr>, rendered as dashes) above its "From:" block.
+  const kept = lines.slice(0, cut).join('\n').replace(/(\n\s*[-_]{3,}\s*)+$/, '').trim();
+  // A reply that is all quote (forward without a note) keeps its text.
+  return kept.length > 0 ? kept : text.trim();
+}
+
+export function truncateUtf8(text: string, maxBytes: number = MAX_TEXT_BYTES): { text: string; truncated: boolean } {
+  const buf = Buffer.from(text, 'utf8');
+  if (buf.length <= maxBytes) return { text, truncated: false };
+  // Back off to a character boundary (continuation bytes are 10xxxxxx).
+  let end = maxBytes;
+  while (end > 0 && ((buf[end] as number) & 0xc0) === 0x80) end--;
+  return { text: buf.subarray(0, end).toString('utf8'), truncated: true };
+}
+
+export function importanceOf(message: GraphMessage): 'low' | 'normal' | 'high' {
+  const i = (message.importance ?? '').toLowerCase();
+  return i === 'high' || i === 'low' ? i : 'normal';
+}
+
+export function priorityOf(importance: 'low' | 'normal' | 'high'): 'low' | 'medium' | 'high' {
+  return importance === 'normal' ? 'medium' : importance;
+}
+
+function recipient(r: GraphRecipient | null | undefined): { address: string; name?: string } | undefined {
+  const address = r?.emailAddress.address?.trim();
+  if (!address) return undefined;
+  const name = r?.emailAddress.name?.trim();
+  return { address, ...(name && name.toLowerCase() !== address.toLowerCase() ? { name } : {}) };
+}
+
+function recipients(list: GraphRecipient[] | null | undefined): Array<{ address: string; name?: string }> {
+  return (list ?? [])
+    .map(recipient)
+    .filter((r): r is { address: string; name?: string } => r !== undefined)
+    .slice(0, MAX_RECIPIENTS);
+}
+
+function attachmentsOf(message: GraphMessage): TicketCreateRequest['attachments'] {
+  return (message.attachments ?? []).slice(0, MAX_ATTACHMENTS).map((a) => ({
+    id: a.id,
+    name: a.name ?? 'attachment',
+    contentType: a.contentType ?? 'application/octet-stream',
+    size: Math.max(0, Math.trunc(a.size ?? 0)),
+    isInline: a.isInline ?? false,
+  }));
+}
+
+/** The idempotency key of a message: its Message-ID (same in every mailbox), else its immutable id. */
+export function messageKey(message: GraphMessage): string {
+  return message.internetMessageId?.trim() || `graph:${message.id}`;
+}
+
+// -----------------------------------------------------------------------------------------------
+// Mail → ticket
+// -----------------------------------------------------------------------------------------------
+
+export function createTicketFromEmail(message: GraphMessage, mailbox: string): TicketCreateRequest {
+  const importance = importanceOf(message);
+  const { text, truncated } = truncateUtf8(bodyText(message));
+  const from = recipient(message.from) ?? recipient(message.sender) ?? { address: 'unknown' };
+  const data = ticketCreateRequestSchema.parse({
+    source: 'email',
+    mailbox: mailbox.toLowerCase(),
+    subject: cleanSubject(message.subject) || '(no subject)',
+    originalSubject: message.subject ?? '',
+    description: text,
+    truncated,
+    from,
+    to: recipients(message.toRecipients),
+    cc: recipients(message.ccRecipients),
+    priority: priorityOf(importance),
+    importance,
+    attachments: attachmentsOf(message),
+    internetMessageId: messageKey(message),
+    conversationId: message.conversationId,
+    messageId: message.id,
+    receivedAt: message.receivedDateTime ?? message.sentDateTime ?? new Date().toISOString(),
+  });
+  return fitData(data, 'description', ['attachments', 'to', 'cc']);
+}
+
+export function commentFromEmail(message: GraphMessage, mailbox: string, ticket: { ticketRef: string; ticketId?: string | undefined }): TicketComment {
+  const { text, truncated } = truncateUtf8(stripQuotedReply(bodyText(message)));
+  const data = ticketCommentSchema.parse({
+    source: 'email',
+    mailbox: mailbox.toLowerCase(),
+    conversationId: message.conversationId,
+    ticketRef: ticket.ticketRef,
+    ...(ticket.ticketId ? { ticketId: ticket.ticketId } : {}),
+    subject: cleanSubject(message.subject),
+    body: text,
+    truncated,
+    from: recipient(message.from) ?? recipient(message.sender) ?? { address: 'unknown' },
+    attachments: attachmentsOf(message),
+    internetMessageId: messageKey(message),
+    messageId: message.id,
+    receivedAt: message.receivedDateTime ?? message.sentDateTime ?? new Date().toISOString(),
+  });
+  return fitData(data, 'body', ['attachments']);
+}
+
+// -----------------------------------------------------------------------------------------------
+// What not to turn into tickets
+// -----------------------------------------------------------------------------------------------
+
+export type MailKind = { kind: 'ticket' } | { kind: 'ignore'; reason: 'auto-reply' | 'bounce' | 'own-message' | 'draft' };
+
+const AUTO_SUBJECT = /^\s*(automatic reply|auto(matic)?[- ]?reply|autoreply|out of (the )?office|abwesenheitsnotiz|automatische antwort|réponse automatique|respuesta automática|risposta automatica|autosvar|automatisch antwoord)\b/i;
+const BOUNCE_SUBJECT = /^\s*(undeliverable|undelivered mail returned to sender|delivery status notification \(failure\)|mail delivery failed|returned mail|delivery has failed|unzustellbar|non remis)\b/i;
+const BOUNCE_SENDER = /^(mailer-daemon|postmaster|microsoftexchange[0-9a-f]{32})@/i;
+
+/**
+ * Auto-replies (RFC 3834 `Auto-Submitted`, Exchange's auto-reply headers, `Precedence: auto_reply`,
+ * out-of-office subjects), bounces (NDR headers and senders, `multipart/report` delivery status) and
+ * our own outgoing mail (sent from a watched mailbox) never become tickets: answering them would
+ * loop mail between two robots.
+ */
+export function classifyMessage(message: GraphMessage, ownAddresses: ReadonlySet<string>): MailKind {
+  if (message.isDraft) return { kind: 'ignore', reason: 'draft' };
+  const sender = addressOf(message.from) ?? addressOf(message.sender);
+  if (sender && ownAddresses.has(sender)) return { kind: 'ignore', reason: 'own-message' };
+
+  const contentType = headerValue(message, 'Content-Type') ?? '';
+  if (
+    headerValue(message, 'X-MS-Exchange-Message-Is-Ndr') !== undefined ||
+    (/multipart\/report/i.test(contentType) && /delivery-status/i.test(contentType)) ||
+    (sender !== undefined && BOUNCE_SENDER.test(sender)) ||
+    BOUNCE_SUBJECT.test(message.subject ?? '')
+  ) {
+    return { kind: 'ignore', reason: 'bounce' };
+  }
+
+  const autoSubmitted = headerValue(message, 'Auto-Submitted')?.trim().toLowerCase();
+  if (autoSubmitted && autoSubmitted !== 'no') return { kind: 'ignore', reason: 'auto-reply' };
+  if (/^(auto_reply|auto-reply)$/i.test(headerValue(message, 'Precedence')?.trim() ?? '')) return { kind: 'ignore', reason: 'auto-reply' };
+  for (const h of ['X-Autoreply', 'X-Autorespond', 'X-Auto-Response']) {
+    if (headerValue(message, h) !== undefined) return { kind: 'ignore', reason: 'auto-reply' };
+  }
+  if (AUTO_SUBJECT.test(message.subject ?? '')) return { kind: 'ignore', reason: 'auto-reply' };
+  return { kind: 'ticket' };
+}
+
+// -----------------------------------------------------------------------------------------------
+// Graph calls
+// -----------------------------------------------------------------------------------------------
+
+export async function getMessage(client: Client, mailbox: string, messageId: string): Promise<GraphMessage> {
+  const raw: unknown = await client
+    .api(`/users/${pathSegment(mailbox)}/messages/${pathSegment(messageId)}`)
+    .select(MESSAGE_SELECT)
+    .expand('attachments($select=id,name,contentType,size,isInline)')
+    .get();
+  return graphMessageSchema.parse(raw);
+}
+
+function timeOf(m: GraphMessage): string {
+  return m.receivedDateTime ?? m.sentDateTime ?? '';
+}
+
+/**
+ * Every message of a conversation in the mailbox (all folders: the customer's mails in Inbox, our
+ * replies in Sent Items), oldest first. Outlook refuses `$orderby` with a `conversationId` filter
+ * (`InefficientFilter`: the sort property must lead the filter), so the thread is sorted here.
+ */
+export async function getConversationThread(client: Client, mailbox: string, conversationId: string): Promise<GraphMessage[]> {
+  const first = client
+    .api(`/users/${pathSegment(mailbox)}/messages`)
+    .filter(`conversationId eq ${odataString(conversationId)}`)
+    .select(THREAD_SELECT)
+    .top(100);
+  const { items } = await collectPages(client, first, graphMessageSchema, { maxPages: 20 });
+  return items
+    .filter((m) => m.conversationId === conversationId && !m.isDraft)
+    .sort((a, b) => (timeOf(a) < timeOf(b) ? -1 : timeOf(a) > timeOf(b) ? 1 : a.id < b.id ? -1 : 1));
+}
+
+export class ThreadNotFoundError extends Error {
+  constructor() {
+    super('the conversation has no message in this mailbox to reply to');
+    this.name = 'ThreadNotFoundError';
+  }
+}
+
+export interface ReplyInput {
+  conversationId: string;
+  /** HTML of the reply; Graph puts it above the quoted thread. */
+  body: string;
+  /** The tenant's support mailbox the reply is sent from (and whose thread it answers). */
+  fromAddress: string;
+}
+
+/**
+ * Replies in the thread, from the support mailbox, with Graph's `reply` on the latest message the
+ * customer sent (not on our own last reply, which would address the reply to ourselves). Graph builds
+ * In-Reply-To / References and keeps the conversation; the sent reply lands in Sent Items. Not retried:
+ * a reply that reached Graph must not go out twice.
+ */
+export async function replyToThread(client: Client, input: ReplyInput): Promise<{ repliedToMessageId: string; repliedToInternetMessageId: string | undefined }> {
+  const mailbox = input.fromAddress.toLowerCase();
+  const thread = await getConversationThread(client, mailbox, input.conversationId);
+  const inbound = thread.filter((m) => (addressOf(m.from) ?? addressOf(m.sender)) !== mailbox);
+  const target = inbound.at(-1) ?? thread.at(-1);
+  if (!target) throw new ThreadNotFoundError();
+  await client
+    .api(`/users/${pathSegment(mailbox)}/messages/${pathSegment(target.id)}/reply`)
+    .post({ message: { body: { contentType: 'HTML', content: input.body } } });
+  return { repliedToMessageId: target.id, repliedToInternetMessageId: target.internetMessageId ?? undefined };
+}

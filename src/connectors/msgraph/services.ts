@@ -1,0 +1,73 @@
+import type { Client } from '@microsoft/microsoft-graph-client';
+import { AppError } from '../../platform/errors';
+import { getServices, type Services } from '../../platform/services';
+import { TABLES, TenantTable } from '../../storage';
+import { GraphClientFactory, type GraphClientFactoryOptions } from './client';
+import { AccountIndex, ConversationRepository, MailboxRepository, SubscriptionRepository } from './store';
+import { SubscriptionService } from './subscriptions';
+
+/**
+ * The Graph connector's own process-wide objects, built lazily on top of the platform services: the
+ * client factory (credentials, limiter), its repositories and the subscription service.
+ */
+export interface GraphServices {
+  services: Services;
+  mailboxes: MailboxRepository;
+  subscriptionsRepo: SubscriptionRepository;
+  conversations: ConversationRepository;
+  accountIndex: AccountIndex;
+  subscriptions: SubscriptionService;
+  /** Undefined when MSGRAPH_CLIENT_ID / _SECRET are not set in this deployment. */
+  factory: GraphClientFactory | undefined;
+  /** The factory, or a 503 problem saying Graph is not configured. */
+  requireFactory(): GraphClientFactory;
+  client(entraTenantId: string): Client;
+}
+
+export class GraphNotConfiguredError extends AppError {
+  constructor() {
+    super({ status: 503, code: 'msgraph-not-configured', title: 'Microsoft Graph is not configured', detail: 'This deployment has no Microsoft Graph app registration (MSGRAPH_CLIENT_ID / MSGRAPH_CLIENT_SECRET).' });
+  }
+}
+
+export function createGraphServices(services: Services, factoryOverrides: Partial<GraphClientFactoryOptions> = {}): GraphServices {
+  const { config, storage } = services;
+  const app = config.msgraph.app;
+  const factory = app
+    ? new GraphClientFactory({
+        clientId: app.clientId,
+        clientSecret: app.clientSecret,
+        baseUrl: config.msgraph.baseUrl,
+        authorityHost: config.msgraph.authorityHost,
+        ...factoryOverrides,
+      })
+    : undefined;
+  const subscriptionsRepo = new SubscriptionRepository(new TenantTable(storage.table(TABLES.subscriptions)));
+  const requireFactory = (): GraphClientFactory => {
+    if (!factory) throw new GraphNotConfiguredError();
+    return factory;
+  };
+  return {
+    services,
+    mailboxes: new MailboxRepository(new TenantTable(storage.table(TABLES.graphMailboxes))),
+    subscriptionsRepo,
+    conversations: new ConversationRepository(new TenantTable(storage.table(TABLES.conversations))),
+    accountIndex: new AccountIndex(new TenantTable(storage.table(TABLES.accountIndex))),
+    subscriptions: new SubscriptionService({
+      secrets: services.secrets,
+      repo: subscriptionsRepo,
+      publicBaseUrl: config.publicBaseUrl,
+      lifetimeMinutes: config.msgraph.subscriptionLifetimeMinutes,
+    }),
+    factory,
+    requireFactory,
+    client: (entraTenantId) => requireFactory().client(entraTenantId),
+  };
+}
+
+let graphServices: GraphServices | undefined;
+
+export function getGraphServices(): GraphServices {
+  graphServices ??= createGraphServices(getServices());
+  return graphServices;
+}

@@ -1,0 +1,26 @@
+import type { HttpRequest, HttpResponseInit } from '@azure/functions';
+import { MAX_NOTIFICATION_BYTES, MAX_VALIDATION_TOKEN_LENGTH } from './notifications';
+
+/**
+ * Graph's validation handshake: a POST with `?validationToken=…`; the answer is 200 text/plain with
+ * the URL-decoded token (the query parser has decoded it), within 10 s. Undefined when this is not one.
+ */
+export function validationResponse(request: HttpRequest): HttpResponseInit | undefined {
+  const token = request.query.get('validationToken');
+  if (token === null) return undefined;
+  if (token.length === 0 || token.length > MAX_VALIDATION_TOKEN_LENGTH) return { status: 400 };
+  return {
+    status: 200,
+    body: token,
+    headers: { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' },
+  };
+}
+
+/** The delivery body as text, or undefined when it is larger than any Graph delivery. */
+export async function readNotificationBody(request: HttpRequest): Promise<string | undefined> {
+  const declared = Number(request.headers.get('content-length') ?? '0');
+  if (declared > MAX_NOTIFICATION_BYTES) return undefined;
+  const buf = Buffer.from(await request.arrayBuffer());
+  if (buf.length > MAX_NOTIFICATION_BYTES) return undefined;
+  return buf.toString('utf8');
+}

@@ -1,0 +1,192 @@
+import type { Client } from '@microsoft/microsoft-graph-client';
+import type { Logger } from '../../platform/logging';
+import { stableEventId } from '../../platform/events';
+import { QUEUES, type IntegrationId, type TenantId } from '../../storage';
+import { InvalidGrantError } from '../base';
+import { MsGraphConnector } from './connector';
+import { isNotFound } from './errors';
+import { classifyMessage, commentFromEmail, createTicketFromEmail, getMessage, messageKey, ticketCommentSchema, ticketCreateRequestSchema } from './mail';
+import { ensureSubscription, syncMailbox, type ActiveGraphIntegration } from './mailboxes';
+import type { GraphServices } from './services';
+import type { Mailbox } from './store';
+import type { GraphWorkItem, GraphWorkItemInput } from './workItems';
+
+export const CONNECTOR = 'msgraph';
+export const CREATE_EVENT = 'ticket.create_requested';
+export const COMMENT_EVENT = 'ticket.comment_added';
+/** Processed-table sources: by Message-ID (one event per mail) and by immutable id (skip a re-fetch). */
+const MAIL_SOURCE = 'msgraph-mail';
+const SEEN_SOURCE = 'msgraph-mail-id';
+
+export type WorkOutcome =
+  | { outcome: 'created' | 'commented'; eventId: string }
+  | { outcome: 'duplicate' | 'ignored' | 'dropped'; reason: string }
+  | { outcome: 'maintained'; subscription: 'kept' | 'renewed' | 'created'; queued: number }
+  | { outcome: 'lifecycle'; event: string; queued: number };
+
+export function ticketRefFor(tenant: TenantId, integration: IntegrationId, firstMessageKey: string): string {
+  return stableEventId(CONNECTOR, tenant, CREATE_EVENT, integration, firstMessageKey);
+}
+
+interface Context {
+  integration: ActiveGraphIntegration;
+  mailbox: Mailbox;
+  client: Client;
+}
+
+/**
+ * Loads what every work item needs and checks it still applies: the integration is active, the mailbox
+ * is still watched under this tenant and integration, and the tenant still grants the app a token
+ * (a revoked consent marks the integration `needs_reauth` and drops the work).
+ */
+async function context(gs: GraphServices, item: GraphWorkItem, log: Logger): Promise<Context | { drop: string }> {
+  const integration = await gs.services.integrations.get(item.tenantId, item.integrationId);
+  if (!integration || integration.type !== 'msgraph') return { drop: 'no such integration' };
+  if (integration.status !== 'active' || !integration.externalAccountId) return { drop: `integration is ${integration.status}` };
+  const mailbox = await gs.mailboxes.get(item.tenantId, item.integrationId, item.mailbox);
+  if (!mailbox) return { drop: 'mailbox not watched' };
+  const factory = gs.requireFactory();
+  const connector = new MsGraphConnector(factory, integration.externalAccountId, { tenant: item.tenantId, integration: item.integrationId });
+  try {
+    await connector.authenticate();
+  } catch (err) {
+    if (err instanceof InvalidGrantError) {
+      await gs.services.integrations
+        .update(item.tenantId, item.integrationId, { status: 'needs_reauth', lastError: 'the Microsoft 365 tenant no longer grants the app access; consent again', lastRefreshFailure: new Date().toISOString() }, integration.etag)
+        .catch(() => undefined);
+      log.warn('msgraph integration needs re-consent', { upstreamCode: err.upstreamCode });
+      return { drop: 'consent revoked' };
+    }
+    throw err;
+  }
+  return { integration: integration as ActiveGraphIntegration, mailbox, client: connector.client() };
+}
+
+export async function processWorkItem(gs: GraphServices, item: GraphWorkItem, log: Logger): Promise<WorkOutcome> {
+  const ctx = await context(gs, item, log);
+  if ('drop' in ctx) {
+    log.warn('graph work dropped', { kind: item.kind, reason: ctx.drop });
+    return { outcome: 'dropped', reason: ctx.drop };
+  }
+  switch (item.kind) {
+    case 'message':
+      return processMessage(gs, ctx, item, log);
+    case 'maintain': {
+      const { action } = await ensureSubscription(gs, ctx.client, ctx.mailbox, log);
+      const { queued } = await syncMailbox(gs, ctx.client, ctx.mailbox, log);
+      return { outcome: 'maintained', subscription: action, queued };
+    }
+    case 'lifecycle':
+      return processLifecycle(gs, ctx, item, log);
+  }
+}
+
+async function processLifecycle(gs: GraphServices, ctx: Context, item: Extract<GraphWorkItem, { kind: 'lifecycle' }>, log: Logger): Promise<WorkOutcome> {
+  const sub = await gs.subscriptionsRepo.get(item.tenantId, item.subscriptionId);
+  log.info('graph lifecycle event', { event: item.event, subscriptionId: item.subscriptionId, known: sub !== undefined });
+  if (item.event === 'reauthorizationRequired') {
+    let done = false;
+    if (sub) {
+      try {
+        await gs.subscriptions.reauthorize(ctx.client, sub);
+        done = true;
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        await gs.subscriptions.forget(sub);
+      }
+    }
+    // A renewal also reauthorizes; a subscription that is gone is recreated.
+    if (!done) await ensureSubscription(gs, ctx.client, (await gs.mailboxes.get(item.tenantId, item.integrationId, item.mailbox)) ?? ctx.mailbox, log);
+  } else if (item.event === 'subscriptionRemoved') {
+    if (sub) await gs.subscriptions.forget(sub);
+    await ensureSubscription(gs, ctx.client, (await gs.mailboxes.get(item.tenantId, item.integrationId, item.mailbox)) ?? ctx.mailbox, log);
+  }
+  // Every lifecycle event may have cost notifications: catch up with delta.
+  const { queued } = await syncMailbox(gs, ctx.client, (await gs.mailboxes.get(item.tenantId, item.integrationId, item.mailbox)) ?? ctx.mailbox, log);
+  return { outcome: 'lifecycle', event: item.event, queued };
+}
+
+async function processMessage(gs: GraphServices, ctx: Context, item: Extract<GraphWorkItem, { kind: 'message' }>, log: Logger): Promise<WorkOutcome> {
+  const { processed, events } = gs.services;
+  const tenant = item.tenantId;
+  const integration = item.integrationId;
+  const seenKey = `${integration}:${item.messageId}`;
+  if (await processed.seen(SEEN_SOURCE, tenant, seenKey)) {
+    log.info('graph mail skipped', { reason: 'duplicate', via: item.via });
+    return { outcome: 'duplicate', reason: 'message id already processed' };
+  }
+  let message;
+  try {
+    message = await getMessage(ctx.client, ctx.mailbox.address, item.messageId);
+  } catch (err) {
+    if (isNotFound(err)) {
+      log.info('graph mail skipped', { reason: 'message no longer exists', via: item.via });
+      return { outcome: 'dropped', reason: 'message no longer exists' };
+    }
+    throw err;
+  }
+  const key = messageKey(message);
+  const claimId = `${integration}:${key}`;
+  if (!(await processed.claim(MAIL_SOURCE, tenant, claimId))) {
+    await processed.claim(SEEN_SOURCE, tenant, seenKey);
+    log.info('graph mail skipped', { reason: 'duplicate', via: item.via });
+    return { outcome: 'duplicate', reason: 'Message-ID already processed' };
+  }
+  try {
+    const own = new Set((await gs.mailboxes.list(tenant, integration)).map((m) => m.address));
+    const kind = classifyMessage(message, own);
+    if (kind.kind === 'ignore') {
+      await processed.claim(SEEN_SOURCE, tenant, seenKey);
+      log.info('graph mail ignored', { reason: kind.reason, via: item.via });
+      return { outcome: 'ignored', reason: kind.reason };
+    }
+
+    const conversationId = message.conversationId;
+    const ticketRef = ticketRefFor(tenant, integration, key);
+    const now = new Date().toISOString();
+    const started = await gs.conversations.tryCreate(tenant, conversationId, {
+      integrationId: integration,
+      mailbox: ctx.mailbox.address,
+      ticketRef,
+      firstMessageKey: key,
+      subject: (message.subject ?? '').slice(0, 1024),
+      lastMessageId: message.id,
+      lastMessageAt: message.receivedDateTime ?? now,
+      createdAt: now,
+    });
+    const conversation = started ? undefined : await gs.conversations.get(tenant, conversationId);
+    // The creator's own redelivery (a retry after a failed publish) still asks for the ticket.
+    const isNew = started || conversation === undefined || conversation.firstMessageKey === key;
+
+    let eventId: string;
+    if (isNew) {
+      const data = createTicketFromEmail(message, ctx.mailbox.address);
+      const ev = await events.publish({ tenantId: tenant, integrationId: integration, name: CREATE_EVENT, connector: CONNECTOR, subject: `conversations/${conversationId}`, idParts: [integration, key], data, dataSchema: ticketCreateRequestSchema });
+      eventId = ev.id;
+    } else {
+      const data = commentFromEmail(message, ctx.mailbox.address, { ticketRef: conversation.ticketRef, ticketId: conversation.ticketId });
+      const ev = await events.publish({ tenantId: tenant, integrationId: integration, name: COMMENT_EVENT, connector: CONNECTOR, subject: `conversations/${conversationId}`, idParts: [integration, key], data, dataSchema: ticketCommentSchema });
+      eventId = ev.id;
+      await gs.conversations.touch(tenant, conversationId, { lastMessageId: message.id, lastMessageAt: message.receivedDateTime ?? now });
+    }
+    await processed.claim(SEEN_SOURCE, tenant, seenKey);
+    log.info('graph mail published', { event: isNew ? CREATE_EVENT : COMMENT_EVENT, eventId, via: item.via });
+    return { outcome: isNew ? 'created' : 'commented', eventId };
+  } catch (err) {
+    // Give the claim back so the queue's retry can do the work.
+    await processed.release(MAIL_SOURCE, tenant, claimId).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** The timer's fan-out: one `maintain` job per watched mailbox of every tenant. */
+export async function queueMaintenance(gs: GraphServices, log: Logger): Promise<number> {
+  let n = 0;
+  for await (const m of gs.mailboxes.allTenants()) {
+    const job: GraphWorkItemInput = { kind: 'maintain', tenantId: m.tenantId, integrationId: m.integrationId, mailbox: m.address };
+    await gs.services.queues.send(QUEUES.graphNotifications, job);
+    n++;
+  }
+  log.info('graph maintenance queued', { mailboxes: n });
+  return n;
+}

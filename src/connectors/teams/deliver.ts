@@ -1,0 +1,229 @@
+import { ensureError } from '../../platform/errors';
+import type { Logger } from '../../platform/logging';
+import type { TenantId } from '../../storage/keys';
+import type { ProcessedStore } from '../../storage/repositories/processed';
+import { QUEUES } from '../../storage/names';
+import { encodeQueueMessage, type QueueSender } from '../../storage/queueSender';
+import type { StorageClients } from '../../storage/clients';
+import { RetryAfterTooLongError } from '../base';
+import { buildEnvelope } from './cards';
+import type { ChannelStore, PostOutcome } from './channelStore';
+import type { TeamsState } from './floodControl';
+import { FALLBACK_CHANNEL, type NotificationLog, type NotificationRecord } from './notificationLog';
+import type { CardMessage } from './schemas';
+import { RateLimitWaitError, WebhookPostError, type PostTarget, type WebhookSender } from './sender';
+import type { SnoozeLinks } from './snooze';
+import { parseWebhookUrl } from './webhookUrl';
+
+/** host.json `extensions.queues.maxDequeueCount`; a unit test keeps the two equal. */
+export const MAX_DEQUEUE_COUNT = 5;
+export const PROCESSED_SOURCE = 'teams-card';
+/** Rate-limit key of the deployment's fallback webhook (shared by every tenant that uses it). */
+export const FALLBACK_LIMIT_KEY = 'app-teams-fallback';
+/** A message put back for later this many times (rate limits) is treated as failed. */
+export const MAX_DEFERRALS = 20;
+/** A claim older than this belongs to an invocation that died (the function timeout is 10 min). */
+const STALE_CLAIM_MS = 11 * 60_000;
+
+export interface DeliverDeps {
+  channels: ChannelStore;
+  log: NotificationLog;
+  state: TeamsState;
+  snooze: SnoozeLinks;
+  sender: WebhookSender;
+  processed: ProcessedStore;
+  queues: QueueSender;
+  storage: StorageClients;
+  fallbackUrl: string | undefined;
+  allowLoopback: boolean;
+  now?: () => number;
+}
+
+export interface DeliverContext {
+  log: Logger;
+  dequeueCount: number;
+}
+
+export type DeliverOutcome = 'sent' | 'duplicate' | 'missing' | 'suppressed' | 'deferred' | 'poisoned';
+
+/**
+ * Turns one `teams-cards` message into one card in one channel, at most once per notification:
+ * - a claim in `Processed` makes a second delivery of the same message a no-op; it is given back when
+ *   the post fails, so the runtime's retry can post;
+ * - retryable failures are thrown (the runtime retries, then moves the message to `teams-cards-poison`);
+ *   before the last attempt fails, the reason is written to the notification and the channel is marked
+ *   failing; a refusal that retrying cannot fix (4xx) goes to the poison queue at once;
+ * - a wait for the rate limiter longer than the invocation may take puts the message back, delayed.
+ */
+export async function deliverCard(deps: DeliverDeps, msg: CardMessage, ctx: DeliverContext): Promise<DeliverOutcome> {
+  const now = deps.now ?? Date.now;
+  const log = ctx.log.child({ notificationId: msg.notificationId });
+
+  if (!(await claim(deps, msg, now))) {
+    log.info('duplicate card delivery skipped');
+    return 'duplicate';
+  }
+  let outcome: DeliverOutcome;
+  try {
+    outcome = await deliverClaimed(deps, msg, ctx.dequeueCount, log, now);
+  } catch (err) {
+    await release(deps, msg, log);
+    throw err;
+  }
+  // Not delivered: give the claim back, so a later copy (a deferred message, or one an operator moves
+  // back from the poison queue) can post.
+  if (outcome === 'deferred' || outcome === 'poisoned') await release(deps, msg, log);
+  return outcome;
+}
+
+async function deliverClaimed(deps: DeliverDeps, msg: CardMessage, dequeueCount: number, log: Logger, now: () => number): Promise<DeliverOutcome> {
+  const tenant = msg.tenantId;
+  const id = msg.notificationId;
+  const record = await deps.log.get(tenant, id);
+  if (!record) {
+    log.warn('notification record not found; nothing to send');
+    return 'missing';
+  }
+  if (record.status === 'sent') return 'duplicate';
+
+  const n = record.notification;
+  if (n.kind === 'sla_warning') {
+    const until = await deps.state.snoozedUntil(tenant, n.ticket.id);
+    if (until !== undefined) {
+      await deps.log.update(tenant, id, { status: 'suppressed', reason: `snoozed until ${new Date(until).toISOString()}` });
+      if (record.floodKey) await deps.state.closeWindow(tenant, record.floodKey, id);
+      log.info('card suppressed: ticket snoozed');
+      return 'suppressed';
+    }
+  }
+
+  const target = await resolveTarget(deps, tenant, record);
+  if (typeof target === 'string') {
+    await fail(deps, tenant, record, target, { final: true, log });
+    await toPoison(deps, msg);
+    return 'poisoned';
+  }
+
+  // The card stands for the whole window so far, and shows its latest facts.
+  const settings = await deps.state.settings(tenant);
+  const window = record.floodKey ? await deps.state.window(tenant, record.floodKey, id) : undefined;
+  const latest = window && window.latestNotificationId !== id ? await deps.log.get(tenant, window.latestNotificationId) : undefined;
+  const facts = latest?.notification.kind === n.kind ? latest.notification : n;
+  const count = window?.count ?? 1;
+  const snoozeUrl = facts.kind === 'sla_warning' ? await deps.snooze.link(tenant, facts.ticket.id, id) : undefined;
+  const { envelope, bytes, truncated } = buildEnvelope(facts, {
+    notificationId: id,
+    count,
+    windowMinutes: settings.floodWindowMinutes,
+    createdAt: new Date(record.createdAt),
+    snoozeUrl,
+  });
+
+  const attemptsBefore = record.attempts ?? 0;
+  await deps.log.update(tenant, id, { lastAttemptAt: new Date(now()).toISOString() });
+  try {
+    const result = await deps.sender.post(target, envelope, {
+      onRetry: (attempt, delayMs, reason) => log.info('retrying Teams post', { attempt, delayMs: Math.round(delayMs), reason }),
+    });
+    const at = new Date(now());
+    await deps.log.update(tenant, id, { status: 'sent', sentAt: at.toISOString(), count, truncated, attempts: attemptsBefore + result.attempts, reason: '' });
+    await recordOutcome(deps, tenant, record, { ok: true, at });
+    log.info('card sent', { channel: record.channel, count, bytes, truncated, attempts: result.attempts, status: result.status });
+    return 'sent';
+  } catch (err) {
+    const waitTooLong = err instanceof RateLimitWaitError || err instanceof RetryAfterTooLongError;
+    if (waitTooLong) {
+      const deferrals = (msg.deferrals ?? 0) + 1;
+      if (deferrals <= MAX_DEFERRALS) {
+        const delaySeconds = err instanceof RetryAfterTooLongError ? Math.ceil(err.retryAfterMs / 1000) : 60;
+        await deps.queues.send(QUEUES.teamsCards, { ...msg, deferrals }, { visibilityTimeoutSeconds: Math.min(Math.max(delaySeconds, 1), 7200) });
+        log.info('card deferred by rate limits', { deferrals, delaySeconds });
+        return 'deferred';
+      }
+    }
+    const reason = describe(err);
+    const permanent = (err instanceof WebhookPostError && !err.retryable) || waitTooLong;
+    const final = permanent || dequeueCount >= MAX_DEQUEUE_COUNT;
+    await deps.log.update(tenant, id, { attempts: attemptsBefore + attemptsOf(err) });
+    await fail(deps, tenant, record, reason, { final, log });
+    if (permanent) {
+      await toPoison(deps, msg);
+      return 'poisoned';
+    }
+    throw new Error(`Teams post failed: ${reason}`);
+  }
+}
+
+async function release(deps: DeliverDeps, msg: CardMessage, log: Logger): Promise<void> {
+  await deps.processed.release(PROCESSED_SOURCE, msg.tenantId, msg.notificationId).catch((e: unknown) => log.warn('could not release the claim', { error: ensureError(e) }));
+}
+
+async function claim(deps: DeliverDeps, msg: CardMessage, now: () => number): Promise<boolean> {
+  if (await deps.processed.claim(PROCESSED_SOURCE, msg.tenantId, msg.notificationId)) return true;
+  // Taken over only if the holder must have died: its record still says queued and its attempt is old.
+  const record = await deps.log.get(msg.tenantId, msg.notificationId);
+  if (record?.status !== 'queued') return false;
+  const last = Date.parse(record.lastAttemptAt ?? record.createdAt);
+  if (Number.isNaN(last) || now() - last < STALE_CLAIM_MS) return false;
+  await deps.processed.release(PROCESSED_SOURCE, msg.tenantId, msg.notificationId);
+  return deps.processed.claim(PROCESSED_SOURCE, msg.tenantId, msg.notificationId);
+}
+
+/** Where to post, or why there is nowhere to post (a reason: nothing a retry can fix). */
+async function resolveTarget(deps: DeliverDeps, tenant: TenantId, record: NotificationRecord): Promise<PostTarget | string> {
+  if (record.channel === FALLBACK_CHANNEL) {
+    if (!deps.fallbackUrl) return 'the fallback webhook is no longer configured';
+    try {
+      const t = parseWebhookUrl(deps.fallbackUrl, { allowLoopback: deps.allowLoopback });
+      return { key: FALLBACK_LIMIT_KEY, url: t.url, kind: t.kind };
+    } catch {
+      return 'the fallback webhook URL is not an accepted Teams webhook URL';
+    }
+  }
+  const channel = await deps.channels.get(tenant, record.channel);
+  if (!channel) return `channel ${record.channel} was removed`;
+  const url = await deps.channels.webhookUrl(channel);
+  if (!url) return `channel ${record.channel} has no webhook URL stored`;
+  return { key: channel.secretName, url, kind: channel.kind };
+}
+
+/**
+ * Writes down a failed attempt: on the notification always, and on the channel. A final failure (the
+ * message is about to be poisoned) marks the notification failed, the channel failing (which turns the
+ * tenant's Teams integration to `error`), and closes the flood window the card would have stood for.
+ */
+async function fail(deps: DeliverDeps, tenant: TenantId, record: NotificationRecord, reason: string, opts: { final: boolean; log: Logger }): Promise<void> {
+  const at = new Date((deps.now ?? Date.now)());
+  await deps.log.update(tenant, record.id, { reason, ...(opts.final ? { status: 'failed' as const } : {}) });
+  await recordOutcome(deps, tenant, record, { ok: false, at, reason, failing: opts.final });
+  if (opts.final && record.floodKey) await deps.state.closeWindow(tenant, record.floodKey, record.id);
+  if (opts.final) opts.log.error('card could not be delivered', { channel: record.channel, reason });
+  else opts.log.warn('card delivery failed; the runtime will retry', { channel: record.channel, reason });
+}
+
+async function recordOutcome(deps: DeliverDeps, tenant: TenantId, record: NotificationRecord, outcome: PostOutcome): Promise<void> {
+  if (record.channel === FALLBACK_CHANNEL) {
+    await deps.state.recordFallbackOutcome(tenant, outcome.ok ? { ok: true, at: outcome.at } : { ok: false, at: outcome.at, reason: outcome.reason });
+    return;
+  }
+  await deps.channels.recordOutcome(tenant, record.channel, outcome);
+}
+
+/** As the runtime would after the last attempt: the original message, unchanged, on `teams-cards-poison`. */
+async function toPoison(deps: DeliverDeps, msg: CardMessage): Promise<void> {
+  const poison = deps.storage.queue(`${QUEUES.teamsCards}-poison`);
+  await poison.createIfNotExists();
+  await poison.sendMessage(encodeQueueMessage(msg));
+}
+
+function describe(err: unknown): string {
+  if (err instanceof WebhookPostError) return err.message;
+  if (err instanceof RateLimitWaitError) return `rate limited for longer than allowed (${MAX_DEFERRALS} deferrals)`;
+  if (err instanceof RetryAfterTooLongError) return `Teams asked to wait ${Math.ceil(err.retryAfterMs / 1000)} s, ${MAX_DEFERRALS} times`;
+  return 'unexpected error while posting';
+}
+
+function attemptsOf(err: unknown): number {
+  if (err instanceof RetryAfterTooLongError || err instanceof WebhookPostError) return err.attempts;
+  return 1;
+}

@@ -1,0 +1,190 @@
+import { z } from 'zod';
+import { ConflictError, PreconditionFailedError, ServiceUnavailableError } from '../../platform/errors';
+import { escapeKeyPart, partitionKey, type TenantId } from '../../storage/keys';
+import type { RowData, TenantTable } from '../../storage/tenantTable';
+import { DEFAULT_FLOOD_WINDOW_MINUTES, DEFAULT_GATHER_SECONDS, type NotificationKind } from './schemas';
+
+/**
+ * Per-tenant state that must hold across instances, in `TeamsState` (PartitionKey tenant): settings,
+ * flood-control windows and snoozes. Every read-modify-write is conditional on the ETag and re-read on a
+ * lost race, so two instances handling the same burst still agree on a single card.
+ *
+ * RowKeys: `settings`, `flood:<kind>:<ticket>`, `snooze:<ticket>`, `fallback`.
+ */
+export interface StateRow extends RowData {
+  // settings
+  floodWindowMinutes?: number;
+  gatherSeconds?: number;
+  // flood window
+  windowStart?: number;
+  notificationId?: string;
+  latestNotificationId?: string;
+  count?: number;
+  lastAt?: number;
+  // snooze
+  until?: number;
+  snoozedAt?: number;
+  // fallback webhook status
+  lastPostAt?: string;
+  lastPostOutcome?: string;
+  lastError?: string;
+}
+
+export interface TeamsSettings {
+  floodWindowMinutes: number;
+  gatherSeconds: number;
+}
+
+export type Admission =
+  | { decision: 'new'; floodKey: string }
+  | { decision: 'collapsed'; floodKey: string; into: string; count: number };
+
+export interface FloodWindow {
+  notificationId: string;
+  latestNotificationId: string;
+  count: number;
+  windowStart: number;
+}
+
+// Under a burst every writer but one loses each round; with jittered pauses 30 rounds absorb dozens of
+// simultaneous notifications for one ticket.
+const MAX_RACES = 30;
+
+function backoff(race: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(250, 5 * 2 ** race)));
+}
+
+const floodRowSchema = z.object({
+  windowStart: z.number(),
+  notificationId: z.string(),
+  latestNotificationId: z.string(),
+  count: z.number().int(),
+});
+
+export class TeamsState {
+  constructor(
+    private readonly table: TenantTable<StateRow>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async settings(tenant: TenantId): Promise<TeamsSettings> {
+    const row = await this.table.get(partitionKey.tenant(tenant), 'settings');
+    return {
+      floodWindowMinutes: row?.data.floodWindowMinutes ?? DEFAULT_FLOOD_WINDOW_MINUTES,
+      gatherSeconds: row?.data.gatherSeconds ?? DEFAULT_GATHER_SECONDS,
+    };
+  }
+
+  async saveSettings(tenant: TenantId, patch: Partial<TeamsSettings>): Promise<TeamsSettings> {
+    const data: Partial<StateRow> = {};
+    if (patch.floodWindowMinutes !== undefined) data.floodWindowMinutes = patch.floodWindowMinutes;
+    if (patch.gatherSeconds !== undefined) data.gatherSeconds = patch.gatherSeconds;
+    if (Object.keys(data).length > 0) await this.table.upsert(partitionKey.tenant(tenant), 'settings', data, 'Merge');
+    return this.settings(tenant);
+  }
+
+  static floodKey(kind: NotificationKind, ticketId: string): string {
+    return `flood:${kind}:${escapeKeyPart(ticketId)}`;
+  }
+
+  /**
+   * Decides whether a notification opens a new window (its own card) or is counted on the card of the
+   * window already open for the same ticket and kind. Windows are fixed: they start with the first
+   * notification and last `windowMs`.
+   */
+  async admit(tenant: TenantId, kind: NotificationKind, ticketId: string, notificationId: string, windowMs: number): Promise<Admission> {
+    const pk = partitionKey.tenant(tenant);
+    const rk = TeamsState.floodKey(kind, ticketId);
+    for (let race = 0; race < MAX_RACES; race++) {
+      const now = this.now();
+      const fresh: Partial<StateRow> = { windowStart: now, notificationId, latestNotificationId: notificationId, count: 1, lastAt: now };
+      const row = await this.table.get(pk, rk);
+      try {
+        if (!row) {
+          await this.table.create(pk, rk, fresh as StateRow);
+          return { decision: 'new', floodKey: rk };
+        }
+        const open = floodRowSchema.safeParse(row.data);
+        if (!open.success || now >= open.data.windowStart + windowMs) {
+          await this.table.update(pk, rk, fresh, row.etag, 'Replace');
+          return { decision: 'new', floodKey: rk };
+        }
+        const count = open.data.count + 1;
+        await this.table.update(pk, rk, { count, lastAt: now, latestNotificationId: notificationId }, row.etag, 'Merge');
+        return { decision: 'collapsed', floodKey: rk, into: open.data.notificationId, count };
+      } catch (err) {
+        if (!(err instanceof ConflictError || err instanceof PreconditionFailedError)) throw err;
+        await backoff(race);
+      }
+    }
+    throw new ServiceUnavailableError('Too many concurrent notifications for one ticket; try again.', 1);
+  }
+
+  /** The window a card stands for, if it is still the one `notificationId` opened. */
+  async window(tenant: TenantId, floodKey: string, notificationId: string): Promise<FloodWindow | undefined> {
+    const row = await this.table.get(partitionKey.tenant(tenant), floodKey);
+    const parsed = floodRowSchema.safeParse(row?.data);
+    if (!parsed.success || parsed.data.notificationId !== notificationId) return undefined;
+    return parsed.data;
+  }
+
+  /**
+   * Closes the window of a card that could not be delivered, so the next notification for the ticket
+   * gets a card of its own instead of being counted on one nobody saw.
+   */
+  async closeWindow(tenant: TenantId, floodKey: string, notificationId: string): Promise<void> {
+    const pk = partitionKey.tenant(tenant);
+    const row = await this.table.get(pk, floodKey);
+    if (!row || row.data.notificationId !== notificationId) return;
+    try {
+      await this.table.delete(pk, floodKey, row.etag);
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+    }
+  }
+
+  /** Snoozes a ticket's SLA warnings until `until` (epoch ms); a longer snooze already in place is kept. */
+  async snooze(tenant: TenantId, ticketId: string, until: number): Promise<number> {
+    const pk = partitionKey.tenant(tenant);
+    const rk = `snooze:${escapeKeyPart(ticketId)}`;
+    for (let race = 0; race < MAX_RACES; race++) {
+      const row = await this.table.get(pk, rk);
+      try {
+        if (!row) {
+          await this.table.create(pk, rk, { until, snoozedAt: this.now() });
+          return until;
+        }
+        const kept = Math.max(row.data.until ?? 0, until);
+        await this.table.update(pk, rk, { until: kept, snoozedAt: this.now() }, row.etag, 'Merge');
+        return kept;
+      } catch (err) {
+        if (!(err instanceof ConflictError || err instanceof PreconditionFailedError)) throw err;
+        await backoff(race);
+      }
+    }
+    throw new ServiceUnavailableError('Could not record the snooze; try again.', 1);
+  }
+
+  /** Epoch ms until which the ticket's SLA warnings are snoozed, if a snooze is active. */
+  async snoozedUntil(tenant: TenantId, ticketId: string): Promise<number | undefined> {
+    const row = await this.table.get(partitionKey.tenant(tenant), `snooze:${escapeKeyPart(ticketId)}`);
+    const until = row?.data.until;
+    return until !== undefined && until > this.now() ? until : undefined;
+  }
+
+  async fallbackStatus(tenant: TenantId): Promise<{ lastPostAt?: string; lastPostOutcome?: string; lastError?: string } | undefined> {
+    const row = await this.table.get(partitionKey.tenant(tenant), 'fallback');
+    if (!row) return undefined;
+    const { lastPostAt, lastPostOutcome, lastError } = row.data;
+    return { ...(lastPostAt ? { lastPostAt } : {}), ...(lastPostOutcome ? { lastPostOutcome } : {}), ...(lastError ? { lastError } : {}) };
+  }
+
+  async recordFallbackOutcome(tenant: TenantId, outcome: { ok: boolean; at: Date; reason?: string }): Promise<void> {
+    await this.table.upsert(
+      partitionKey.tenant(tenant),
+      'fallback',
+      { lastPostAt: outcome.at.toISOString(), lastPostOutcome: outcome.ok ? 'ok' : 'failed', lastError: outcome.ok ? '' : (outcome.reason ?? 'unknown') },
+      'Merge',
+    );
+  }
+}

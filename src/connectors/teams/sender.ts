@@ -1,0 +1,232 @@
+import { KeyedRateLimiter, parseRetryAfter, withRetry, type Classification, type Release, type RetryReason } from '../base';
+import type { MessageEnvelope } from './cardTypes';
+import type { WebhookKind } from './schemas';
+
+/**
+ * Posting a card envelope to one webhook, within Teams' limits, with retries.
+ *
+ * Limits (graph-teams.md §6, documented for connectors; Workflows' own limits are not documented, so
+ * the same are applied): 4 per 1 s, 60 per 30 s, 100 per hour, 150 per 2 hours, 1,800 per day, per
+ * webhook. We stay below each: the limiter counts when a call leaves, Teams when it arrives, and the
+ * time between the two varies. In the 1 s window that matters most: 3 per 1.25 s can only become 5
+ * arrivals within one second if some calls are held back ~1.5 s longer than others (4 per 1 s was
+ * measured to let 5 arrive within 998 ms under load). The limiter is per process; with several
+ * instances, 429s still pace us through `penalize` and backoff.
+ */
+export const TEAMS_WEBHOOK_WINDOWS: ReadonlyArray<{ limit: number; intervalMs: number }> = [
+  { limit: 1_700, intervalMs: 86_400_000 },
+  { limit: 135, intervalMs: 7_200_000 },
+  { limit: 90, intervalMs: 3_600_000 },
+  { limit: 55, intervalMs: 30_000 },
+  { limit: 3, intervalMs: 1_250 },
+];
+
+export type PostFailure = 'throttled' | 'server-error' | 'rejected' | 'network' | 'timeout' | 'unexpected-response';
+
+/** Why a post failed, described without the URL (a credential) or the response body (it may echo the card). */
+export class WebhookPostError extends Error {
+  readonly status: number | undefined;
+  readonly failure: PostFailure;
+  readonly retryable: boolean;
+  readonly retryAfterMs: number | undefined;
+  /** Requests made by the `post` call that gave up with this error. */
+  attempts = 1;
+
+  constructor(opts: { status?: number | undefined; failure: PostFailure; retryable: boolean; retryAfterMs?: number | undefined; detail: string }) {
+    super(opts.detail);
+    this.name = 'WebhookPostError';
+    this.status = opts.status;
+    this.failure = opts.failure;
+    this.retryable = opts.retryable;
+    this.retryAfterMs = opts.retryAfterMs;
+  }
+}
+
+/** The limiter made us wait longer than the invocation may; the caller reschedules the message. */
+export class RateLimitWaitError extends Error {
+  constructor(readonly waitedMs: number) {
+    super(`no slot within ${waitedMs} ms under the webhook's rate limits`);
+    this.name = 'RateLimitWaitError';
+  }
+}
+
+/** Every window of `TEAMS_WEBHOOK_WINDOWS`, per webhook key, as one limiter. */
+export class WebhookRateLimiter {
+  readonly #limiters: KeyedRateLimiter[];
+
+  constructor(windows: ReadonlyArray<{ limit: number; intervalMs: number }> = TEAMS_WEBHOOK_WINDOWS, opts: { maxConcurrent?: number } = {}) {
+    // Longest window first, so that the post follows the shortest window's grant at once and the long
+    // windows' stamps are at most one short wait early.
+    const sorted = [...windows].sort((a, b) => b.intervalMs - a.intervalMs);
+    this.#limiters = sorted.map((w, i) =>
+      new KeyedRateLimiter({ limit: w.limit, intervalMs: w.intervalMs, ...(i === sorted.length - 1 ? { maxConcurrent: opts.maxConcurrent ?? 2 } : {}) }),
+    );
+  }
+
+  /** A slot for one request to `key`, or `RateLimitWaitError` after `maxWaitMs`. Call the release when the request ends. */
+  async acquire(key: string, maxWaitMs: number): Promise<Release> {
+    const started = performance.now();
+    const signal = AbortSignal.timeout(maxWaitMs);
+    const releases: Release[] = [];
+    try {
+      for (const l of this.#limiters) releases.push(await l.acquire(key, signal));
+    } catch (err) {
+      for (const r of releases) r();
+      if (signal.aborted) throw new RateLimitWaitError(Math.round(performance.now() - started));
+      throw err;
+    }
+    return () => {
+      for (const r of releases) r();
+    };
+  }
+
+  /** Nothing for `key` for `ms` (after a 429). */
+  penalize(key: string, ms: number): void {
+    this.#limiters[this.#limiters.length - 1]?.penalize(key, ms);
+  }
+
+  stats() {
+    return this.#limiters.map((l) => l.stats());
+  }
+}
+
+export interface SenderOptions {
+  limiter: WebhookRateLimiter;
+  /** Per HTTP request. Default 10 s. */
+  timeoutMs?: number;
+  /** Longest wait for a rate-limit slot before giving the message back. Default 45 s. */
+  maxLimiterWaitMs?: number;
+  maxAttempts?: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  maxElapsedMs?: number;
+  /** Used when a 429 names no Retry-After. Default 1 s. */
+  defaultThrottleMs?: number;
+  fetch?: typeof fetch;
+}
+
+export interface PostTarget {
+  /** Rate-limit key: the webhook's secret name, never its URL. */
+  key: string;
+  url: string;
+  kind: WebhookKind;
+}
+
+export class WebhookSender {
+  readonly #o: Required<Omit<SenderOptions, 'fetch'>> & { fetch: typeof fetch };
+
+  constructor(opts: SenderOptions) {
+    this.#o = {
+      timeoutMs: 10_000,
+      maxLimiterWaitMs: 45_000,
+      maxAttempts: 3,
+      baseDelayMs: 500,
+      maxDelayMs: 10_000,
+      maxElapsedMs: 90_000,
+      defaultThrottleMs: 1_000,
+      ...opts,
+      fetch: opts.fetch ?? ((...args) => fetch(...args)),
+    };
+  }
+
+  /**
+   * Posts with retries on 429 (status or, from legacy connectors, inside a 200 body), 5xx, timeouts and
+   * network errors. Each attempt takes its own rate-limit slot. Throws `WebhookPostError` (the last
+   * attempt's) or `RateLimitWaitError`. Retrying a post is safe enough here: the caller holds an
+   * idempotency claim, and a throttled or failed post was not shown.
+   */
+  async post(target: PostTarget, envelope: MessageEnvelope, hooks: { onRetry?: (attempt: number, delayMs: number, reason: RetryReason) => void } = {}): Promise<{ attempts: number; status: number }> {
+    const body = JSON.stringify(envelope);
+    let attempts = 0;
+    const status = await withRetry(
+      async () => {
+        attempts++;
+        const release = await this.#o.limiter.acquire(target.key, this.#o.maxLimiterWaitMs);
+        try {
+          return await this.#once(target, body);
+        } catch (err) {
+          if (err instanceof WebhookPostError && err.failure === 'throttled') {
+            this.#o.limiter.penalize(target.key, err.retryAfterMs ?? this.#o.defaultThrottleMs);
+          }
+          throw err;
+        } finally {
+          release();
+        }
+      },
+      {
+        idempotent: true,
+        maxAttempts: this.#o.maxAttempts,
+        baseDelayMs: this.#o.baseDelayMs,
+        maxDelayMs: this.#o.maxDelayMs,
+        maxElapsedMs: this.#o.maxElapsedMs,
+        classify: (err) => classify(err, this.#o.defaultThrottleMs),
+        ...(hooks.onRetry ? { onRetry: (a: number, d: number, r: RetryReason) => hooks.onRetry?.(a, d, r) } : {}),
+      },
+    ).catch((err: unknown) => {
+      if (err instanceof WebhookPostError) err.attempts = attempts;
+      throw err;
+    });
+    return { attempts, status };
+  }
+
+  async #once(target: PostTarget, body: string): Promise<number> {
+    let res: Response;
+    try {
+      res = await this.#o.fetch(target.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+        redirect: 'error',
+        signal: AbortSignal.timeout(this.#o.timeoutMs),
+      });
+    } catch (err) {
+      // fetch errors can carry the URL; keep only what kind of failure it was.
+      const timeout = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+      throw new WebhookPostError({ failure: timeout ? 'timeout' : 'network', retryable: true, detail: timeout ? 'Teams webhook timed out' : `Teams webhook unreachable (${networkCode(err)})` });
+    }
+    const text = await readCapped(res, 4096);
+    if (res.status === 429) {
+      throw new WebhookPostError({ status: 429, failure: 'throttled', retryable: true, retryAfterMs: parseRetryAfter(res.headers), detail: 'Teams webhook throttled (429)' });
+    }
+    if (res.status >= 200 && res.status < 300) {
+      // Legacy connectors report throttling as "Microsoft Teams endpoint returned HTTP error 429" in a 200.
+      if (/\b429\b/.test(text) && /(HTTP error 429|too many|throttl)/i.test(text)) {
+        throw new WebhookPostError({ status: res.status, failure: 'throttled', retryable: true, retryAfterMs: parseRetryAfter(res.headers), detail: 'Teams webhook throttled (429 in a 2xx body)' });
+      }
+      // A legacy incoming webhook answers "1"; anything else in a 2xx is an error it could not put in the status.
+      if (target.kind === 'incoming-webhook' && text.trim() !== '' && text.trim() !== '1') {
+        throw new WebhookPostError({ status: res.status, failure: 'unexpected-response', retryable: true, detail: `Teams webhook answered ${res.status} with an error message` });
+      }
+      return res.status;
+    }
+    if (res.status >= 500 || res.status === 408) {
+      throw new WebhookPostError({ status: res.status, failure: 'server-error', retryable: true, retryAfterMs: parseRetryAfter(res.headers), detail: `Teams webhook answered ${res.status}` });
+    }
+    throw new WebhookPostError({ status: res.status, failure: 'rejected', retryable: false, detail: `Teams webhook refused the card (${res.status})` });
+  }
+}
+
+function classify(err: unknown, defaultThrottleMs: number): Classification {
+  if (!(err instanceof WebhookPostError)) return { retryable: false };
+  if (!err.retryable) return { retryable: false };
+  const reason: RetryReason = err.failure === 'throttled' ? 'rate-limited' : err.failure === 'server-error' ? 'server-error' : err.failure;
+  const retryAfterMs = err.failure === 'throttled' ? (err.retryAfterMs ?? defaultThrottleMs) : err.retryAfterMs;
+  return { retryable: true, reason, retryAfterMs };
+}
+
+async function readCapped(res: Response, max: number): Promise<string> {
+  try {
+    const buf = Buffer.from(await res.arrayBuffer());
+    return buf.subarray(0, max).toString('utf8');
+  } catch {
+    return '';
+  }
+}
+
+function networkCode(err: unknown): string {
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[A-Z0-9_]+$/.test(code)) return code;
+  }
+  return 'network error';
+}

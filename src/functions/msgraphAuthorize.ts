@@ -1,0 +1,23 @@
+import { app } from '@azure/functions';
+import { z } from 'zod';
+import { getGraphServices, startAdminConsent } from '../connectors/msgraph';
+import { httpHandler, json } from '../platform/http';
+import { integrationIdSchema, tenantIdSchema } from '../storage';
+
+/** The admin-consent URL for connecting the tenant's Microsoft 365 organisation (new or named integration). */
+app.http('msgraphAuthorize', {
+  methods: ['GET'],
+  route: 'msgraph/authorize/{tenant_id}',
+  authLevel: 'function',
+  handler: httpHandler(
+    {
+      auth: 'tenant',
+      params: z.object({ tenant_id: tenantIdSchema }),
+      query: z.strictObject({ integration_id: integrationIdSchema.optional() }),
+    },
+    async ({ params, query }) => {
+      const started = await startAdminConsent(getGraphServices(), params.tenant_id, query.integration_id);
+      return json(200, { authorize_url: started.url, integration_id: started.integrationId, expires_in: started.expiresIn });
+    },
+  ),
+});

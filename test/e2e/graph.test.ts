@@ -1,0 +1,414 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startAzurite, type AzuriteInstance } from '../../runner/azurite';
+import { StorageClients } from '../../src/storage/clients';
+import { TABLES } from '../../src/storage/names';
+import { TenantTable } from '../../src/storage/tenantTable';
+import { partitionKey, tenantId } from '../../src/storage/keys';
+import { startFakeGraph, type FakeGraph, type FakeMessage } from '../fakes/graph';
+import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
+import { freePort, nextMessage, queueLength, startRunner, type RunningHost } from '../helpers/runner';
+
+const APP = { clientId: 'e2e-graph-app', clientSecret: 'e2e-graph-secret-5f0c1e9a7b3d' };
+
+interface CloudEventJson {
+  specversion: string;
+  id: string;
+  type: string;
+  source: string;
+  subject?: string;
+  tenantid: string;
+  integrationid?: string;
+  data: Record<string, unknown>;
+}
+
+async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * The whole Graph mail flow through the local runner, against the HTTPS fake Graph that really calls
+ * the app: the subscription handshake, notifications, lifecycle events, and the reply.
+ */
+describe('Microsoft Graph end to end', () => {
+  let azurite: AzuriteInstance;
+  let fake: FakeGraph;
+  let host: RunningHost;
+  let tmp: string;
+  let publicBase: string;
+  let entraA: string;
+  let entraB: string;
+  let integrationA = '';
+  let integrationB = '';
+  const supportA = 'support@a.example';
+  const supportB = 'help@b.example';
+  const customer = 'ann@customer.example';
+
+  beforeAll(async () => {
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'itil-graph-e2e-'));
+    azurite = await startAzurite();
+    fake = await startFakeGraph(APP);
+    const home = fake.addTenant();
+    fake.consent(home);
+    entraA = fake.addTenant();
+    entraB = fake.addTenant();
+    fake.addUser(entraA, { mail: supportA, displayName: 'A Support' });
+    fake.addUser(entraB, { mail: supportB, displayName: 'B Help' });
+    // The runner is a child process: trusting the fake's CA through its environment keeps verification on.
+    const caFile = path.join(tmp, 'fake-graph-ca.pem');
+    writeFileSync(caFile, fake.ca);
+    const port = await freePort();
+    publicBase = `http://127.0.0.1:${port}`;
+    host = await startRunner({
+      port,
+      env: {
+        AzureWebJobsStorage: azurite.connectionString,
+        LOCAL_SECRET_KEY: randomBytes(32).toString('base64'),
+        LOCAL_SECRET_DIR: path.join(tmp, 'secrets'),
+        API_JWT_SECRET: TEST_JWT_SECRET,
+        PUBLIC_BASE_URL: publicBase,
+        KEY_VAULT_URI: undefined,
+        API_JWT_JWKS_URI: undefined,
+        MSGRAPH_CLIENT_ID: APP.clientId,
+        MSGRAPH_CLIENT_SECRET: APP.clientSecret,
+        MSGRAPH_TENANT_ID: home,
+        GRAPH_BASE_URL: fake.url,
+        MSGRAPH_AUTHORITY_HOST: fake.url,
+        NODE_EXTRA_CA_CERTS: caFile,
+      },
+    });
+  });
+
+  afterAll(async () => {
+    // GRAPH_E2E_DUMP=<file> keeps the runner's log for a look after the run.
+    if (process.env.GRAPH_E2E_DUMP) writeFileSync(process.env.GRAPH_E2E_DUMP, host?.output() ?? '');
+    await host?.stop();
+    await fake?.stop();
+    await azurite?.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const api = async (p: string, init: RequestInit & { tenant?: string; key?: string | null } = {}) => {
+    const headers = new Headers(init.headers);
+    if (init.key !== null) headers.set('x-functions-key', init.key ?? host.functionKey);
+    if (init.tenant) headers.set('authorization', `Bearer ${await tenantToken(init.tenant)}`);
+    return fetch(`${host.url}/api/${p}`, { ...init, headers });
+  };
+  const postJson = (p: string, body: unknown, tenant: string, extra: Record<string, string> = {}) =>
+    api(p, { method: 'POST', tenant, headers: { 'content-type': 'application/json', ...extra }, body: JSON.stringify(body) });
+  const nextEvent = async (): Promise<CloudEventJson> => JSON.parse(await nextMessage(azurite.connectionString, 'engine-events', 30_000)) as CloudEventJson;
+  const logLines = (needle: string) => host.output().split('\n').filter((l) => l.includes(needle));
+  const waitForLog = (needle: string, count = 1) => waitFor(`${count}× "${needle}" in the log`, () => logLines(needle).length >= count || undefined);
+  /** Every clientState the fake ever held, to check none reached the log. */
+  const seenStates = new Set<string>();
+  const remember = () => fake.subscriptions().forEach((s) => s.clientState && seenStates.add(s.clientState));
+
+  async function connect(tenant: string, entra: string): Promise<string> {
+    const res = await api(`msgraph/authorize/${tenant}`, { tenant });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { authorize_url: string; integration_id: string; expires_in: number };
+    const url = new URL(body.authorize_url);
+    expect(`${url.origin}${url.pathname}`).toBe(`${fake.url}/organizations/v2.0/adminconsent`);
+    expect(url.searchParams.get('client_id')).toBe(APP.clientId);
+    expect(url.searchParams.get('scope')).toBe('https://graph.microsoft.com/.default');
+    expect(url.searchParams.get('redirect_uri')).toBe(`${publicBase}/api/msgraph/oauth/callback`);
+    const state = url.searchParams.get('state') as string;
+    // The admin consents at Microsoft, which redirects the browser back with the Entra tenant id.
+    fake.consent(entra);
+    const cb = await api(`msgraph/oauth/callback?tenant=${entra}&admin_consent=True&state=${encodeURIComponent(state)}`, { key: null });
+    expect(cb.status).toBe(200);
+    expect(cb.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await cb.text()).toContain('Microsoft 365 connected');
+    // single use
+    const replay = await api(`msgraph/oauth/callback?tenant=${entra}&admin_consent=True&state=${encodeURIComponent(state)}`, { key: null });
+    expect(replay.status).toBe(400);
+    expect(await replay.text()).toContain('expired or was already used');
+    return body.integration_id;
+  }
+
+  it('reports the Graph connector up in /api/health (token from the fake authority)', async () => {
+    const res = await api('health', { key: null });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { checks: { connectors: Record<string, string> } }).checks.connectors.msgraph).toBe('up');
+  });
+
+  it('connects a tenant through admin consent: signed single-use state, integration active with the Entra tenant', async () => {
+    integrationA = await connect('tenant-a', entraA);
+    const list = await api('integrations/tenant-a?type=msgraph', { tenant: 'tenant-a' });
+    const { integrations } = (await list.json()) as { integrations: Array<Record<string, unknown>> };
+    expect(integrations).toEqual([expect.objectContaining({ integration_id: integrationA, type: 'msgraph', status: 'active', external_account_id: entraA })]);
+  });
+
+  it('a declined consent marks the integration in error and the page escapes what Microsoft sent', async () => {
+    const res = await api('msgraph/authorize/tenant-c', { tenant: 'tenant-c' });
+    const { authorize_url } = (await res.json()) as { authorize_url: string };
+    const state = new URL(authorize_url).searchParams.get('state') as string;
+    const cb = await api(`msgraph/oauth/callback?error=access_denied%3Cscript%3E&error_description=${encodeURIComponent('<script>alert(1)</script>')}&state=${encodeURIComponent(state)}`, { key: null });
+    expect(cb.status).toBe(400);
+    const html = await cb.text();
+    expect(html).not.toContain('<script');
+    expect(html).toContain('access_deniedscript');
+    const list = await api('integrations/tenant-c?type=msgraph', { tenant: 'tenant-c' });
+    expect(((await list.json()) as { integrations: Array<{ status: string }> }).integrations[0]?.status).toBe('error');
+  });
+
+  it('watches a mailbox: Graph validates both URLs with a real handshake before the subscription exists', async () => {
+    const res = await postJson(`msgraph/mailboxes/tenant-a/${integrationA}`, { address: 'Support@A.example' }, 'tenant-a');
+    expect(res.status).toBe(201);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ address: supportA, status: 'active' });
+
+    const validations = fake.deliveries.filter((d) => d.kind === 'validation');
+    expect(validations.map((d) => d.url).sort()).toEqual([`${publicBase}/api/webhooks/graph`, `${publicBase}/api/webhooks/graph/lifecycle`]);
+    expect(validations.every((d) => d.ok && d.status === 200)).toBe(true);
+
+    const subs = fake.subscriptions().filter((s) => s.tenantId === entraA);
+    expect(subs).toHaveLength(1);
+    const sub = subs[0] as (typeof subs)[number];
+    expect(body.subscription_id).toBe(sub.id);
+    expect(sub).toMatchObject({ changeType: 'created', notificationUrl: `${publicBase}/api/webhooks/graph`, lifecycleNotificationUrl: `${publicBase}/api/webhooks/graph/lifecycle`, immutableIds: true });
+    expect(sub.resource).toMatch(/^users\/[0-9a-f-]{36}\/mailFolders\('inbox'\)\/messages$/);
+    expect(sub.clientState?.length).toBeGreaterThanOrEqual(40);
+
+    // Only the hash of the clientState is stored in the table.
+    const clients = new StorageClients({ kind: 'connectionString', connectionString: azurite.connectionString });
+    const row = await new TenantTable<Record<string, string>>(clients.table(TABLES.subscriptions)).get(partitionKey.tenant(tenantId('tenant-a')), sub.id);
+    expect(row?.data.clientStateHash).toBe(createHash('sha256').update(sub.clientState as string).digest('hex'));
+    expect(JSON.stringify(row?.data)).not.toContain(sub.clientState as string);
+
+    // Watching it again changes nothing.
+    const again = await postJson(`msgraph/mailboxes/tenant-a/${integrationA}`, { address: supportA }, 'tenant-a');
+    expect(again.status).toBe(200);
+    expect(fake.subscriptions().filter((s) => s.tenantId === entraA)).toHaveLength(1);
+
+    const list = await api(`msgraph/mailboxes/tenant-a/${integrationA}`, { tenant: 'tenant-a' });
+    expect(((await list.json()) as { mailboxes: unknown[] }).mailboxes).toEqual([expect.objectContaining({ address: supportA, status: 'active', subscription_id: sub.id })]);
+  });
+
+  it('answers the validation handshake with the decoded token as text/plain on both URLs', async () => {
+    for (const p of ['webhooks/graph', 'webhooks/graph/lifecycle']) {
+      const res = await api(`${p}?validationToken=${encodeURIComponent('Validation: a b+c&d')}`, { key: null, method: 'POST', headers: { 'content-type': 'text/plain' } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+      expect(await res.text()).toBe('Validation: a b+c&d');
+    }
+  });
+
+  let first: FakeMessage;
+  let ticketEvent: CloudEventJson;
+
+  it('a new email becomes ticket.create_requested on engine-events (notification answered 202)', async () => {
+    const { message, deliveries } = await fake.deliverMail(entraA, supportA, {
+      from: { address: customer, name: 'Ann' },
+      subject: 'FW: Printer on floor 3 is broken',
+      html: '<p>Hello,</p><p>the printer <b>does not</b> print.</p>',
+      importance: 'high',
+      attachments: [{ name: 'photo.jpg', contentType: 'image/jpeg', size: 2048 }],
+    });
+    first = message;
+    expect(deliveries).toEqual([expect.objectContaining({ kind: 'notification', status: 202, ok: true })]);
+    ticketEvent = await nextEvent();
+    expect(ticketEvent).toMatchObject({
+      specversion: '1.0',
+      type: 'com.itil-next.connectors.ticket.create_requested.v1',
+      source: '/connectors/msgraph/tenants/tenant-a',
+      tenantid: 'tenant-a',
+      integrationid: integrationA,
+      subject: `conversations/${message.conversationId}`,
+    });
+    expect(ticketEvent.data).toMatchObject({
+      source: 'email',
+      mailbox: supportA,
+      subject: 'Printer on floor 3 is broken',
+      description: 'Hello,\n\nthe printer does not print.',
+      from: { address: customer, name: 'Ann' },
+      priority: 'high',
+      internetMessageId: message.internetMessageId,
+      conversationId: message.conversationId,
+      messageId: message.immutableId,
+      attachments: [expect.objectContaining({ name: 'photo.jpg', size: 2048 })],
+    });
+  });
+
+  let second: FakeMessage;
+
+  it('a second email in the same conversation becomes ticket.comment_added pointing at the request', async () => {
+    const { message } = await fake.deliverMail(entraA, supportA, {
+      from: customer,
+      subject: 'RE: FW: Printer on floor 3 is broken',
+      html: '<p>It also jams now.</p><hr><p>From: Ann</p><p>Hello, the printer does not print.</p>',
+      conversationId: first.conversationId,
+      inReplyTo: first.internetMessageId,
+      // Graph's times have whole seconds; the customer answers a minute later.
+      receivedAt: new Date(Date.parse(first.receivedDateTime) + 60_000),
+    });
+    second = message;
+    const ev = await nextEvent();
+    expect(ev.type).toBe('com.itil-next.connectors.ticket.comment_added.v1');
+    expect(ev.data).toMatchObject({ conversationId: first.conversationId, ticketRef: ticketEvent.id, body: 'It also jams now.', messageId: message.immutableId });
+  });
+
+  it('the engine replies through our API and the reply lands in the same conversation, answering the latest customer mail', async () => {
+    const res = await postJson(`msgraph/reply/tenant-a/${integrationA}`, { conversation_id: first.conversationId, body_html: '<p>A technician is on the way.</p>', ticket_id: 'T-100' }, 'tenant-a', { 'idempotency-key': 'reply-1' });
+    expect(res.status).toBe(202);
+    expect(await res.json()).toMatchObject({ status: 'sent', from_address: supportA, replied_to_message_id: second.immutableId });
+    const sent = fake.messages(entraA, supportA, 'sentitems');
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ conversationId: first.conversationId, body: { contentType: 'html', content: '<p>A technician is on the way.</p>' } });
+    expect(sent[0]?.toRecipients[0]?.emailAddress.address).toBe(customer);
+    expect(sent[0]?.internetMessageHeaders.find((h) => h.name === 'In-Reply-To')?.value).toBe(second.internetMessageId);
+
+    // The same Idempotency-Key does not send a second mail.
+    const dup = await postJson(`msgraph/reply/tenant-a/${integrationA}`, { conversation_id: first.conversationId, body_html: '<p>A technician is on the way.</p>' }, 'tenant-a', { 'idempotency-key': 'reply-1' });
+    expect(dup.status).toBe(200);
+    expect(fake.messages(entraA, supportA, 'sentitems')).toHaveLength(1);
+
+    // Only a watched mailbox may send.
+    const spoof = await postJson(`msgraph/reply/tenant-a/${integrationA}`, { conversation_id: first.conversationId, body_html: '<p>x</p>', from_address: 'ceo@a.example' }, 'tenant-a');
+    expect(spoof.status).toBe(422);
+    expect(fake.messages(entraA, supportA, 'sentitems')).toHaveLength(1);
+  });
+
+  it('an auto-reply, a bounce and a redelivered notification produce nothing', async () => {
+    const ignoredBefore = logLines('graph mail ignored').length;
+    const dupBefore = logLines('"reason":"duplicate"').length;
+    await fake.deliverMail(entraA, supportA, { from: customer, subject: 'Automatic reply: Printer', text: 'I am out of office', headers: { 'Auto-Submitted': 'auto-replied' } });
+    await fake.deliverMail(entraA, supportA, { from: 'MAILER-DAEMON@mx.customer.example', subject: 'Undeliverable: Printer', text: 'could not deliver' });
+    await fake.notifyAgain(first);
+    await waitForLog('graph mail ignored', ignoredBefore + 2);
+    await waitForLog('"reason":"duplicate"', dupBefore + 1);
+    expect(logLines('graph mail ignored').slice(ignoredBefore).map((l) => /"reason":"([a-z-]+)"/.exec(l)?.[1]).sort()).toEqual(['auto-reply', 'bounce']);
+    expect(await queueLength(azurite.connectionString, 'engine-events')).toBe(0);
+  });
+
+  it('a dropped notification is recovered by delta when Graph sends a `missed` lifecycle event', async () => {
+    const { message, deliveries } = await fake.deliverMail(entraA, supportA, { from: 'bob@customer.example', subject: 'VPN down', text: 'VPN is down' }, { notify: false });
+    expect(deliveries).toEqual([]);
+    const sub = fake.subscriptions().find((s) => s.tenantId === entraA) as ReturnType<FakeGraph['subscriptions']>[number];
+    const [lc] = await fake.lifecycle(sub.id, 'missed');
+    expect(lc).toMatchObject({ kind: 'lifecycle', status: 202 });
+    const ev = await nextEvent();
+    expect(ev.type).toBe('com.itil-next.connectors.ticket.create_requested.v1');
+    expect(ev.data).toMatchObject({ messageId: message.immutableId, subject: 'VPN down' });
+  });
+
+  it('a dropped notification is recovered by the timer’s delta backstop', async () => {
+    const { message } = await fake.deliverMail(entraA, supportA, { from: 'carl@customer.example', subject: 'Laptop', text: 'screen flickers' }, { notify: false });
+    const run = await fetch(`${host.url}/admin/functions/graphSubscriptionTimer`, { method: 'POST', headers: { 'x-functions-key': host.masterKey, 'content-type': 'application/json' }, body: '{"input":""}' });
+    expect(run.status).toBeLessThan(300);
+    const ev = await nextEvent();
+    expect(ev.data).toMatchObject({ messageId: message.immutableId, subject: 'Laptop' });
+  });
+
+  it('reauthorizationRequired reauthorizes; subscriptionRemoved recreates the subscription, which then delivers', async () => {
+    remember();
+    const sub = fake.subscriptions().find((s) => s.tenantId === entraA) as ReturnType<FakeGraph['subscriptions']>[number];
+    await fake.lifecycle(sub.id, 'reauthorizationRequired');
+    await waitFor('reauthorize call', () => (sub.reauthorizations === 1 ? true : undefined));
+
+    await fake.lifecycle(sub.id, 'subscriptionRemoved');
+    const fresh = await waitFor('a new subscription', () => fake.subscriptions().find((s) => s.tenantId === entraA && s.id !== sub.id));
+    expect(fresh.clientState).not.toBe(sub.clientState);
+    await waitFor('mailbox to point at the new subscription', async () => {
+      const list = await api(`msgraph/mailboxes/tenant-a/${integrationA}`, { tenant: 'tenant-a' });
+      const { mailboxes } = (await list.json()) as { mailboxes: Array<{ subscription_id: string }> };
+      return mailboxes[0]?.subscription_id === fresh.id ? true : undefined;
+    });
+    const { message } = await fake.deliverMail(entraA, supportA, { from: customer, subject: 'After recreate', text: 'still there?' });
+    const ev = await nextEvent();
+    expect(ev.data).toMatchObject({ messageId: message.immutableId });
+
+    // The old subscription's clientState no longer opens the door.
+    const before = logLines('"reason":"unknown subscription"').length;
+    await postJson('webhooks/graph', { value: [{ subscriptionId: sub.id, clientState: sub.clientState, tenantId: entraA, changeType: 'created', resourceData: { id: message.immutableId } }] }, '');
+    await waitForLog('"reason":"unknown subscription"', before + 1);
+  });
+
+  it('forged notifications are dropped: wrong clientState, unknown subscription, wrong Entra tenant; malformed JSON is a 400', async () => {
+    const sub = fake.subscriptions().find((s) => s.tenantId === entraA) as ReturnType<FakeGraph['subscriptions']>[number];
+    const queuedBefore = logLines('graph notification queued').length;
+    const post = (body: string) => api('webhooks/graph', { key: null, method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const item = (over: Record<string, unknown>) => JSON.stringify({ value: [{ subscriptionId: sub.id, clientState: sub.clientState, tenantId: entraA, changeType: 'created', resourceData: { id: 'forged-message-id' }, ...over }] });
+
+    const wrongState = await post(item({ clientState: 'guess' }));
+    expect(wrongState.status).toBe(202);
+    const unknown = await post(item({ subscriptionId: '00000000-0000-0000-0000-000000000000' }));
+    expect(unknown.status).toBe(202);
+    const otherTenant = await post(item({ tenantId: entraB }));
+    expect(otherTenant.status).toBe(202);
+    const missingState = await post(item({ clientState: null }));
+    expect(missingState.status).toBe(202);
+    expect((await post('{"value": [')).status).toBe(400);
+    expect((await post('"just a string"')).status).toBe(400);
+
+    await waitForLog('"reason":"clientState mismatch"', 2);
+    expect(logLines('graph notification queued').length).toBe(queuedBefore);
+    expect(await queueLength(azurite.connectionString, 'engine-events')).toBe(0);
+    const dropped = logLines('graph notification dropped');
+    for (const l of dropped) expect(l).not.toContain(sub.clientState as string);
+  });
+
+  describe('tenant isolation', () => {
+    beforeAll(async () => {
+      integrationB = await connect('tenant-b', entraB);
+      const res = await postJson(`msgraph/mailboxes/tenant-b/${integrationB}`, { address: supportB }, 'tenant-b');
+      expect(res.status).toBe(201);
+    });
+
+    it("tenant B cannot see, change or reply through tenant A's integration", async () => {
+      expect((await api(`msgraph/mailboxes/tenant-a/${integrationA}`, { tenant: 'tenant-b' })).status).toBe(403);
+      expect((await api(`msgraph/mailboxes/tenant-b/${integrationA}`, { tenant: 'tenant-b' })).status).toBe(404);
+      expect((await api(`msgraph/mailboxes/tenant-b/${integrationA}?address=${supportA}`, { tenant: 'tenant-b', method: 'DELETE' })).status).toBe(404);
+      expect((await postJson(`msgraph/mailboxes/tenant-b/${integrationA}`, { address: supportA }, 'tenant-b')).status).toBe(404);
+      expect((await postJson(`msgraph/reply/tenant-b/${integrationA}`, { conversation_id: first.conversationId, body_html: '<p>x</p>' }, 'tenant-b')).status).toBe(404);
+      // B's own integration cannot send from A's mailbox or reply into A's conversation.
+      const cross = await postJson(`msgraph/reply/tenant-b/${integrationB}`, { conversation_id: first.conversationId, body_html: '<p>x</p>', from_address: supportA }, 'tenant-b');
+      expect(cross.status).toBe(422);
+      const noThread = await postJson(`msgraph/reply/tenant-b/${integrationB}`, { conversation_id: first.conversationId, body_html: '<p>x</p>' }, 'tenant-b');
+      expect(noThread.status).toBe(404);
+      expect(fake.messages(entraA, supportA, 'sentitems')).toHaveLength(1);
+      expect(fake.messages(entraB, supportB, 'sentitems')).toHaveLength(0);
+      const listB = await api(`msgraph/mailboxes/tenant-b/${integrationB}`, { tenant: 'tenant-b' });
+      expect(((await listB.json()) as { mailboxes: Array<{ address: string }> }).mailboxes.map((m) => m.address)).toEqual([supportB]);
+    });
+
+    it("B's mail becomes B's event; A's clientState does not open B's subscription", async () => {
+      const { message } = await fake.deliverMail(entraB, supportB, { from: customer, subject: 'B issue', text: 'b' });
+      const ev = await nextEvent();
+      expect(ev).toMatchObject({ tenantid: 'tenant-b', integrationid: integrationB, source: '/connectors/msgraph/tenants/tenant-b' });
+      expect(ev.data).toMatchObject({ messageId: message.immutableId, mailbox: supportB });
+
+      const subA = fake.subscriptions().find((s) => s.tenantId === entraA) as ReturnType<FakeGraph['subscriptions']>[number];
+      const subB = fake.subscriptions().find((s) => s.tenantId === entraB) as ReturnType<FakeGraph['subscriptions']>[number];
+      const before = logLines('"reason":"clientState mismatch"').length;
+      const res = await postJson('webhooks/graph', { value: [{ subscriptionId: subB.id, clientState: subA.clientState, tenantId: entraB, changeType: 'created', resourceData: { id: message.immutableId } }] }, '');
+      expect(res.status).toBe(202);
+      await waitForLog('"reason":"clientState mismatch"', before + 1);
+      expect(await queueLength(azurite.connectionString, 'engine-events')).toBe(0);
+    });
+  });
+
+  it('unwatching deletes the subscription at Graph', async () => {
+    remember();
+    const res = await api(`msgraph/mailboxes/tenant-b/${integrationB}?address=${supportB}`, { tenant: 'tenant-b', method: 'DELETE' });
+    expect(res.status).toBe(204);
+    expect(fake.subscriptions().filter((s) => s.tenantId === entraB)).toHaveLength(0);
+  });
+
+  it('never writes the app secret, a clientState or an access token to the log', () => {
+    const out = host.output();
+    expect(out).not.toContain(APP.clientSecret);
+    expect(out).not.toContain('fake-graph-token.');
+    remember();
+    expect(seenStates.size).toBeGreaterThanOrEqual(3);
+    for (const s of seenStates) expect(out).not.toContain(s);
+  });
+});

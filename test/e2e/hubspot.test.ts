@@ -1,0 +1,333 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { startAzurite, type AzuriteInstance } from '../../runner/azurite';
+import { LocalSecretStore, tenantSecretName } from '../../src/secrets';
+import { StorageClients, TABLES, TenantTable, integrationId, partitionKey, tenantId } from '../../src/storage';
+import { startFakeHubSpot, type FakeHubSpot } from '../fakes/hubspot';
+import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
+import { startRunner, type RunningHost } from '../helpers/runner';
+
+const PUBLIC_BASE_URL = 'http://localhost:7071';
+const REDIRECT_URI = `${PUBLIC_BASE_URL}/api/hubspot/oauth/callback`;
+const WEBHOOK_PATH = '/api/webhooks/hubspot';
+
+interface CloudEventLike {
+  type: string;
+  subject?: string;
+  tenantid: string;
+  integrationid?: string;
+  data: { source?: string; objectId?: string; properties?: Record<string, string | null> };
+}
+
+/**
+ * The HubSpot connector through the real app under the local runner, against the fake HubSpot:
+ * OAuth connect → status → signed webhook → engine event → contacts push → disconnect, and what a
+ * second tenant may not do. HubSpot signs the public target URL; the runner listens elsewhere, so
+ * deliveries are signed for PUBLIC_BASE_URL and sent to the runner, as behind Azure's front end.
+ */
+describe('HubSpot connector end to end', () => {
+  let azurite: AzuriteInstance;
+  let fake: FakeHubSpot;
+  let host: RunningHost;
+  let secretDir: string;
+  let clients: StorageClients;
+  let secrets: LocalSecretStore;
+  let hubId: number;
+  let integration = '';
+  const localKey = randomBytes(32);
+  const A = 'tenant-a';
+  const B = 'tenant-b';
+
+  beforeAll(async () => {
+    secretDir = mkdtempSync(`${os.tmpdir()}/itil-secrets-`);
+    azurite = await startAzurite();
+    fake = await startFakeHubSpot();
+    clients = new StorageClients({ kind: 'connectionString', connectionString: azurite.connectionString });
+    secrets = new LocalSecretStore({ key: localKey, directory: secretDir });
+    hubId = fake.addPortal({ hubDomain: 'acme-support.hubspot.com' }).hubId;
+    fake.setPipelines(hubId, [{ id: '0', label: 'Support', stages: [{ id: '1', label: 'New' }, { id: '2', label: 'In progress' }] }]);
+    fake.seed(hubId, 'tickets', 25);
+    host = await startRunner({
+      env: {
+        AzureWebJobsStorage: azurite.connectionString,
+        LOCAL_SECRET_KEY: localKey.toString('base64'),
+        LOCAL_SECRET_DIR: secretDir,
+        API_JWT_SECRET: TEST_JWT_SECRET,
+        PUBLIC_BASE_URL,
+        KEY_VAULT_URI: undefined,
+        API_JWT_JWKS_URI: undefined,
+        HUBSPOT_CLIENT_ID: fake.clientId,
+        HUBSPOT_CLIENT_SECRET: fake.clientSecret,
+        HUBSPOT_REDIRECT_URI: REDIRECT_URI,
+        HUBSPOT_API_BASE_URL: fake.url,
+      },
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await host?.stop();
+    await fake?.close();
+    await azurite?.stop();
+    rmSync(secretDir, { recursive: true, force: true });
+  });
+
+  const api = async (path: string, init: RequestInit & { tenant?: string; anonymous?: boolean } = {}) => {
+    const headers = new Headers(init.headers);
+    if (!init.anonymous) {
+      headers.set('x-functions-key', host.functionKey);
+      headers.set('authorization', `Bearer ${await tenantToken(init.tenant ?? A)}`);
+    }
+    if (init.body && !headers.has('content-type')) headers.set('content-type', 'application/json');
+    return fetch(`${host.url}/api/${path}`, { ...init, headers });
+  };
+
+  /** Log lines the webhook function wrote, parsed. */
+  const webhookLogs = () =>
+    host
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"HubSpot webhook'))
+      .map((l) => JSON.parse(l.slice(l.indexOf('{'))) as { msg: string; queued?: number; duplicates?: number; reason?: string; unrouted?: number });
+
+  /** Reads engine-events until `match` is seen (others are dropped); the runner's workers fill it. */
+  async function nextEngineEvent(match: (e: CloudEventLike) => boolean, timeoutMs = 60_000): Promise<CloudEventLike> {
+    const q = clients.queue('engine-events');
+    await q.createIfNotExists();
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const res = await q.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
+      for (const m of res.receivedMessageItems) {
+        await q.deleteMessage(m.messageId, m.popReceipt);
+        const e = JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')) as CloudEventLike;
+        if (match(e)) return e;
+      }
+      if (res.receivedMessageItems.length === 0) await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`no matching engine event within ${timeoutMs} ms\n${host.output().slice(-3000)}`);
+  }
+
+  async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await fn();
+      if (v !== undefined) return v;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${host.output().slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+
+  const send = (events: Array<Record<string, unknown>>, opts: { timestamp?: number; tamper?: boolean } = {}) =>
+    fake.sendWebhook(`${host.url}${WEBHOOK_PATH}`, events, { uriForSignature: `${PUBLIC_BASE_URL}${WEBHOOK_PATH}`, ...opts });
+
+  it('authorize → consent → callback: the integration is active, its portal indexed, its first full sync queued', async () => {
+    const res = await api(`hubspot/authorize/${A}`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { success: boolean; authorization_url: string; integration_id: string; tenant_id: string };
+    expect(body).toMatchObject({ success: true, tenant_id: A, integration_id: expect.any(String) });
+    integration = body.integration_id;
+    const url = new URL(body.authorization_url);
+    expect(url.searchParams.get('redirect_uri')).toBe(REDIRECT_URI);
+    const state = url.searchParams.get('state') as string;
+
+    // The user consents at HubSpot, which redirects the browser to our callback with a code.
+    const code = fake.issueAuthorizationCode(hubId, REDIRECT_URI);
+    const cb = await api(`hubspot/oauth/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`, { anonymous: true });
+    expect(cb.status).toBe(200);
+    expect(cb.headers.get('content-type')).toMatch(/^text\/html/);
+    const html = await cb.text();
+    expect(html).toContain('HubSpot connected');
+    expect(html).toContain('acme-support.hubspot.com');
+
+    // The same state again (a replayed callback) is refused.
+    const replay = await api(`hubspot/oauth/callback?code=${encodeURIComponent(fake.issueAuthorizationCode(hubId, REDIRECT_URI))}&state=${encodeURIComponent(state)}`, { anonymous: true });
+    expect(replay.status).toBe(400);
+    expect(await replay.text()).toContain('was not connected');
+
+    const list = (await (await api(`hubspot/integrations/${A}`)).json()) as { integrations: Array<{ integration_id: string; status: string; hub_id: string; auth_type: string }> };
+    expect(list.integrations).toEqual([expect.objectContaining({ integration_id: integration, status: 'active', hub_id: String(hubId), auth_type: 'oauth' })]);
+
+    const index = new TenantTable(clients.table(TABLES.accountIndex));
+    expect(await index.get(partitionKey.accountIndex('hubspot', String(hubId)), `${A}:${integration}`)).toBeDefined();
+    expect(await secrets.get(tenantSecretName(tenantId(A), integrationId(integration), 'refresh-token'))).toMatch(/^na1-/);
+
+    // The connect queued a full sync on hubspot-sync; the runner's sync worker is already running it.
+    const sync = await waitFor('the first full sync', async () => {
+      const s = (await (await api(`hubspot/sync/${A}/${integration}`)).json()) as { sync: { sync_type: string; trigger: string; state: string } | null };
+      return s.sync && s.sync.state === 'completed' ? s.sync : undefined;
+    });
+    expect(sync).toMatchObject({ sync_type: 'full', trigger: 'connect' });
+  }, 120_000);
+
+  it('status reports the live connection', async () => {
+    const res = await api(`hubspot/status/${A}/${integration}`);
+    expect(res.status).toBe(200);
+    const s = (await res.json()) as Record<string, unknown>;
+    expect(Object.keys(s).sort()).toEqual(['connected', 'expires_in', 'hub_domain', 'hub_id', 'scopes', 'status', 'token_type']);
+    expect(s).toMatchObject({ connected: true, hub_id: String(hubId), hub_domain: 'acme-support.hubspot.com', status: 'active' });
+    expect(s.scopes).toEqual(expect.arrayContaining(['tickets']));
+    expect(s.expires_in).toBeGreaterThan(0);
+  });
+
+  it('a signed webhook about a changed ticket becomes a ticket.updated CloudEvent on engine-events', async () => {
+    await clients.queue('engine-events').clearMessages();
+    const [ticket] = fake.seed(hubId, 'tickets', 1) as [string];
+    // First the creation (so the store holds it), then a change.
+    expect((await send([fake.webhookEvent(hubId, { subscriptionType: 'ticket.creation', objectId: ticket })])).status).toBe(204);
+    await nextEngineEvent((e) => e.type.endsWith('ticket.created.v1') && e.subject === `tickets/${ticket}`);
+
+    fake.upsertObject(hubId, 'tickets', ticket, { subject: 'VPN down for the whole floor', hs_pipeline_stage: '2' });
+    const res = await send([fake.webhookEvent(hubId, { subscriptionType: 'ticket.propertyChange', objectId: ticket, propertyName: 'subject', propertyValue: 'VPN down for the whole floor' })]);
+    expect(res.status).toBe(204);
+    const ev = await nextEngineEvent((e) => e.type.endsWith('ticket.updated.v1') && e.subject === `tickets/${ticket}`);
+    expect(ev).toMatchObject({ tenantid: A, integrationid: integration, data: { source: 'webhook', objectId: ticket } });
+    expect(ev.data.properties?.subject).toBe('VPN down for the whole floor');
+    // The store serves the new version (the tickets endpoint reads it, with no HubSpot call).
+    const page = (await (await api(`hubspot/tickets/${A}/${integration}?limit=100`)).json()) as { tickets: Array<{ id: string; properties: Record<string, string> }> };
+    expect(page.tickets.find((t) => t.id === ticket)?.properties.subject).toBe('VPN down for the whole floor');
+  }, 120_000);
+
+  it('forged, stale, truncated, oversized and replayed deliveries are rejected or ignored, with nothing queued', async () => {
+    const [ticket] = fake.seed(hubId, 'tickets', 1) as [string];
+    const event = fake.webhookEvent(hubId, { subscriptionType: 'ticket.propertyChange', objectId: ticket, propertyName: 'subject' });
+    const accepted = () => webhookLogs().filter((l) => l.msg === 'HubSpot webhook accepted');
+    const before = accepted().length;
+
+    expect((await send([event], { tamper: true })).status).toBe(401);
+    expect((await send([event], { timestamp: Date.now() - 5 * 60_000 - 5_000 })).status).toBe(401);
+    // Signed with another secret: a forgery.
+    const body = JSON.stringify([event]);
+    const ts = Date.now();
+    const forged = await fetch(`${host.url}${WEBHOOK_PATH}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-hubspot-signature-v3': 'c2lnbmVkIHdpdGggYW5vdGhlciBzZWNyZXQgMDAwMDA=', 'x-hubspot-request-timestamp': String(ts) },
+      body,
+    });
+    expect(forged.status).toBe(401);
+    // Truncated: the signature is for the whole body.
+    const sig = fake.signV3('POST', `${PUBLIC_BASE_URL}${WEBHOOK_PATH}`, body, ts);
+    const truncated = await fetch(`${host.url}${WEBHOOK_PATH}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-hubspot-signature-v3': sig, 'x-hubspot-request-timestamp': String(ts) },
+      body: body.slice(0, -10),
+    });
+    expect(truncated.status).toBe(401);
+    // Oversized: refused before any signature work.
+    const big = JSON.stringify([{ ...event, propertyValue: 'x'.repeat(300 * 1024) }]);
+    const oversized = await fetch(`${host.url}${WEBHOOK_PATH}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-hubspot-signature-v3': fake.signV3('POST', `${PUBLIC_BASE_URL}${WEBHOOK_PATH}`, big, ts), 'x-hubspot-request-timestamp': String(ts) },
+      body: big,
+    });
+    expect(oversized.status).toBe(413);
+    // Unsigned.
+    expect((await fetch(`${host.url}${WEBHOOK_PATH}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).status).toBe(401);
+    expect(accepted().length).toBe(before);
+    const refused = webhookLogs().filter((l) => l.msg === 'HubSpot webhook refused').map((l) => l.reason);
+    expect(refused).toEqual(expect.arrayContaining(['mismatch', 'stale', 'missing']));
+
+    // Replayed: the same event twice; the second delivery is accepted but queues nothing.
+    expect((await send([event])).status).toBe(204);
+    expect((await send([{ ...event, attemptNumber: 1 }])).status).toBe(204);
+    const logs = accepted().slice(before);
+    expect(logs.map((l) => [l.queued, l.duplicates])).toEqual([
+      [1, 0],
+      [0, 1],
+    ]);
+    // Nothing of it leaks into a response or a log: no secret, no token.
+    expect(host.output()).not.toContain(fake.clientSecret);
+  }, 60_000);
+
+  it('contacts and companies pushed by the engine are upserted and come back with their HubSpot ids', async () => {
+    const one = await api(`hubspot/contacts/${A}/${integration}`, { method: 'POST', body: JSON.stringify({ email: 'Jane.Doe@Example.com', properties: { firstname: 'Jane' } }) });
+    expect(one.status).toBe(200);
+    const r1 = (await one.json()) as { success: boolean; results: Array<{ email: string; id: string; created: boolean }> };
+    expect(r1).toMatchObject({ success: true, results: [{ email: 'jane.doe@example.com', id: expect.stringMatching(/^\d+$/), created: true }] });
+    expect(fake.getObject(hubId, 'contacts', r1.results[0]?.id as string)?.properties).toMatchObject({ email: 'jane.doe@example.com', firstname: 'Jane' });
+
+    const many = await api(`hubspot/contacts/${A}/${integration}`, {
+      method: 'POST',
+      body: JSON.stringify({ contacts: [{ email: 'jane.doe@example.com', properties: { lastname: 'Doe' } }, { email: 'bob@example.com' }] }),
+    });
+    const r2 = (await many.json()) as { results: Array<{ email: string; id: string; created: boolean }> };
+    expect(r2.results).toEqual([
+      { email: 'jane.doe@example.com', id: r1.results[0]?.id, created: false },
+      { email: 'bob@example.com', id: expect.stringMatching(/^\d+$/), created: true },
+    ]);
+
+    const co = await api(`hubspot/companies/${A}/${integration}`, { method: 'POST', body: JSON.stringify({ domain: 'acme.example', properties: { name: 'Acme' } }) });
+    expect(co.status).toBe(200);
+    expect(((await co.json()) as { results: unknown[] }).results).toEqual([{ domain: 'acme.example', id: expect.stringMatching(/^\d+$/), created: true }]);
+
+    const bad = await api(`hubspot/contacts/${A}/${integration}`, { method: 'POST', body: JSON.stringify({ email: 'not an email' }) });
+    expect(bad.status).toBe(400);
+  }, 60_000);
+
+  it("tenant B can neither read nor trigger anything of tenant A's", async () => {
+    const asB = { tenant: B };
+    const forbidden = [
+      api(`hubspot/status/${A}/${integration}`, asB),
+      api(`hubspot/integrations/${A}`, asB),
+      api(`hubspot/authorize/${A}`, asB),
+      api(`hubspot/contacts/${A}/${integration}`, { ...asB, method: 'POST', body: JSON.stringify({ email: 'x@example.com' }) }),
+      api(`hubspot/companies/${A}/${integration}`, { ...asB, method: 'POST', body: JSON.stringify({ domain: 'x.example' }) }),
+      api(`hubspot/integrations/${A}/${integration}`, { ...asB, method: 'DELETE' }),
+      api(`hubspot/integrations/${A}`, { ...asB, method: 'POST', body: JSON.stringify({ access_token: fake.createPrivateAppToken(hubId) }) }),
+    ];
+    for (const res of await Promise.all(forbidden)) expect(res.status).toBe(403);
+    // On B's own paths, A's integration id does not exist.
+    for (const res of await Promise.all([
+      api(`hubspot/status/${B}/${integration}`, asB),
+      api(`hubspot/contacts/${B}/${integration}`, { ...asB, method: 'POST', body: JSON.stringify({ email: 'x@example.com' }) }),
+      api(`hubspot/integrations/${B}/${integration}`, { ...asB, method: 'DELETE' }),
+    ])) {
+      expect(res.status).toBe(404);
+      expect(await res.text()).not.toContain(String(hubId));
+    }
+    const listB = (await (await api(`hubspot/integrations/${B}`, asB)).json()) as { integrations: unknown[] };
+    expect(listB.integrations).toEqual([]);
+    // A's integration is untouched.
+    expect(((await (await api(`hubspot/status/${A}/${integration}`)).json()) as { connected: boolean }).connected).toBe(true);
+  });
+
+  it('a private-app token is checked against HubSpot before it is stored', async () => {
+    const bad = await api(`hubspot/integrations/${B}`, { tenant: B, method: 'POST', body: JSON.stringify({ access_token: 'pat-na1-00000000-0000-0000-0000-000000000000' }) });
+    expect(bad.status).toBe(400);
+    const other = fake.addPortal().hubId;
+    const token = fake.createPrivateAppToken(other);
+    const ok = await api(`hubspot/integrations/${B}`, { tenant: B, method: 'POST', body: JSON.stringify({ access_token: token }) });
+    expect(ok.status).toBe(201);
+    const body = (await ok.json()) as { integration_id: string; hub_id: string; status: string };
+    expect(body).toMatchObject({ hub_id: String(other), status: 'active' });
+    expect(JSON.stringify(body)).not.toContain(token);
+    const s = (await (await api(`hubspot/status/${B}/${body.integration_id}`, { tenant: B })).json()) as Record<string, unknown>;
+    expect(s).toMatchObject({ connected: true, token_type: 'private_app', hub_id: String(other) });
+  });
+
+  it('disconnect revokes the refresh token at HubSpot, keeps the history, and the portal no longer routes to it', async () => {
+    const refresh = (await secrets.get(tenantSecretName(tenantId(A), integrationId(integration), 'refresh-token'))) as string;
+    expect(refresh).toBeTruthy();
+    const res = await api(`hubspot/integrations/${A}/${integration}`, { method: 'DELETE' });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ success: true, status: 'disconnected', revocation: 'revoked' });
+    expect(fake.stats().revokedTokens).toContain(refresh);
+    expect(await secrets.get(tenantSecretName(tenantId(A), integrationId(integration), 'refresh-token'))).toBeUndefined();
+
+    const s = (await (await api(`hubspot/status/${A}/${integration}`)).json()) as Record<string, unknown>;
+    expect(s).toMatchObject({ connected: false, status: 'disconnected' });
+    // History kept: the integration row and its sync history are still there.
+    const list = (await (await api(`hubspot/integrations/${A}`)).json()) as { integrations: Array<{ integration_id: string; status: string }> };
+    expect(list.integrations).toEqual([expect.objectContaining({ integration_id: integration, status: 'disconnected' })]);
+    const sync = (await (await api(`hubspot/sync/${A}/${integration}`)).json()) as { events: unknown[] };
+    expect(sync.events.length).toBeGreaterThan(0);
+
+    const before = webhookLogs().filter((l) => l.msg === 'HubSpot webhook accepted').length;
+    expect((await send([fake.webhookEvent(hubId, { subscriptionType: 'ticket.creation', objectId: 1 })])).status).toBe(204);
+    const after = webhookLogs().filter((l) => l.msg === 'HubSpot webhook accepted').slice(before);
+    expect(after).toEqual([expect.objectContaining({ queued: 0, unrouted: 1 })]);
+
+    // Only the date-versioned OAuth endpoints were ever used.
+    expect(fake.stats().legacyOauthCalls).toBe(0);
+    expect(host.output()).not.toContain(refresh);
+  });
+});

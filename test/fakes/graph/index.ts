@@ -1,0 +1,3 @@
+export { startFakeGraph } from './server';
+export type { FakeGraph, FakeGraphOptions, MailInput, OutboundDelivery, RecordedGraphRequest, ThrottleRule } from './server';
+export type { FakeEvent, FakeGroup, FakeMessage, FakeSubscription, FakeUser } from './model';
