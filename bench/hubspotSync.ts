@@ -15,10 +15,18 @@ import { Remote } from './hubspotSync/ipc';
  * Figures: records/s over the limit's bound (calls per second × 100 records per call; goal ≥ 0.95),
  * HubSpot calls per 100 tickets (goal ≤ 1.02), peak RSS growth (goal ≤ 64 MB).
  *
- * Environment: BENCH_TICKETS (default 100000), BENCH_PER_WINDOW (110), BENCH_WINDOW_MS (1000).
+ * Two scenarios, each contender in both:
+ *  - BENCH_TICKETS (default 100,000) with an in-memory Table Storage stand-in: HubSpot's limit and the
+ *    code under test set the pace, which is what the bound ratio is about;
+ *  - BENCH_AZURITE_TICKETS (default 10,000, 0 skips) on Azurite: the real store path. Azurite's table
+ *    store scans a whole partition on every write (LokiJS), so past a few thousand rows it, not the
+ *    rate limit, sets the pace, for any client (measured: about 1.5 s per 100-row batch at 30,000 rows).
+ * Queues (the sync job, engine events) are on Azurite in both. BENCH_PER_WINDOW (110), BENCH_WINDOW_MS (1000).
  */
 
 const TICKETS = Number(process.env.BENCH_TICKETS ?? 100_000);
+/** The same sync against Azurite; smaller, because Azurite's table store slows with every row a partition holds. */
+const AZURITE_TICKETS = Number(process.env.BENCH_AZURITE_TICKETS ?? 10_000);
 const PER_WINDOW = Number(process.env.BENCH_PER_WINDOW ?? 110);
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 1000);
 const GOALS = { boundRatio: 0.95, callsPer100: 1.02, rssGrowthMb: 64 };
@@ -45,7 +53,7 @@ function child(script: string, args: string[] = []): ChildProcess {
 
 async function main(): Promise<void> {
   const started = new Date();
-  process.stdout.write(`HubSpot sync benchmark: ${TICKETS.toLocaleString('en')} tickets, limit ${PER_WINDOW} calls per ${WINDOW_MS} ms\n`);
+  process.stdout.write(`HubSpot sync benchmark: limit ${PER_WINDOW} calls per ${WINDOW_MS} ms (HubSpot: 110 per 10 s)\n`);
   const fakeProc = child('fakeProcess.js');
   const fake = new Remote(fakeProc);
   const children: ChildProcess[] = [fakeProc];
@@ -54,54 +62,62 @@ async function main(): Promise<void> {
     const { url } = await fake.call('start', { perTenSeconds: PER_WINDOW, windowMs: WINDOW_MS }, z.object({ url: z.string() }));
     const bound = (PER_WINDOW * 100 * 1000) / WINDOW_MS;
     const rows: Array<Record<string, unknown>> = [];
-    for (const kind of ['engine', 'baseline'] as const) {
-      // A storage emulator and a portal of its own per contender, seeded identically: neither pays for the
-      // other's rows (Azurite's table store slows down as tables grow).
-      const azurite = await startAzurite();
-      stops.push(() => azurite.stop());
-      const portal = await fake.call('seedPortal', { tickets: TICKETS, contacts: 1000, companies: 200 }, z.object({ hubId: z.number(), token: z.string() }));
-      const proc = child('contender.js');
-      children.push(proc);
-      const c = new Remote(proc);
-      await c.call('prepare', { kind, fakeUrl: url, hubId: portal.hubId, token: portal.token, connectionString: azurite.connectionString, perWindow: PER_WINDOW, windowMs: WINDOW_MS }, z.unknown());
-      // Let the warm-up call leave the rate window before the clock starts.
-      await new Promise((r) => setTimeout(r, WINDOW_MS + 100));
-      await fake.call('resetStats', {}, z.unknown());
-      process.stdout.write(`  running ${kind}…\n`);
-      const r = await c.call('run', {}, resultSchema);
-      const s = await fake.call('stats', {}, statsSchema);
-      await c.call('stop', {}, z.unknown()).catch(() => undefined);
-      const seconds = r.ms / 1000;
-      const rps = r.records / seconds;
-      rows.push({
-        contender: kind === 'engine' ? 'engine (ours)' : 'baseline (SDK getAll)',
-        records: r.records,
-        seconds: round(seconds, 2),
-        recordsPerSecond: round(rps, 0),
-        boundRecordsPerSecond: bound,
-        boundRatio: round(rps / bound, 3),
-        hubspotCalls: s.requests,
-        callsPer100Tickets: round((s.requests / r.records) * 100, 4),
-        rateLimited429: s.rateLimited,
-        maxCallsInOneWindow: s.maxPerWindowSeen,
-        peakRssGrowthMb: r.rssPeakGrowthMb,
-        peakHeapGrowthMb: r.heapPeakGrowthMb,
-        rssAtStartMb: r.rssStartMb,
-        fetchOnlySeconds: r.fetchMs === null ? null : round(r.fetchMs / 1000, 2),
-        storeSeconds: round(r.storeMs / 1000, 2),
-        storeMsPerPage: r.storeWrites > 0 ? round(r.storeMs / r.storeWrites, 1) : null,
-        hubspotCallsPerSecond: round(s.requests / seconds, 1),
-        invocations: r.invocations,
-        callsByRoute: s.byRoute,
-      });
-      // A fresh window for the next contender.
-      await new Promise((res) => setTimeout(res, WINDOW_MS * 2));
+    const scenarios = [
+      { storage: 'memory' as const, tickets: TICKETS },
+      { storage: 'azurite' as const, tickets: AZURITE_TICKETS },
+    ].filter((x) => x.tickets > 0);
+    for (const scenario of scenarios) {
+      for (const kind of ['engine', 'baseline'] as const) {
+        // A storage emulator and a portal of their own per run, seeded identically: no run pays for
+        // another's rows (Azurite's table store slows down as tables grow).
+        const azurite = await startAzurite();
+        stops.push(() => azurite.stop());
+        const portal = await fake.call('seedPortal', { tickets: scenario.tickets, contacts: 1000, companies: 200 }, z.object({ hubId: z.number(), token: z.string() }));
+        const proc = child('contender.js');
+        children.push(proc);
+        const c = new Remote(proc);
+        await c.call('prepare', { kind, storage: scenario.storage, fakeUrl: url, hubId: portal.hubId, token: portal.token, connectionString: azurite.connectionString, perWindow: PER_WINDOW, windowMs: WINDOW_MS }, z.unknown());
+        // Let the warm-up call leave the rate window before the clock starts.
+        await new Promise((r) => setTimeout(r, WINDOW_MS + 100));
+        await fake.call('resetStats', {}, z.unknown());
+        process.stdout.write(`  ${scenario.tickets.toLocaleString('en')} tickets, ${scenario.storage} tables: running ${kind}…\n`);
+        const r = await c.call('run', {}, resultSchema);
+        const s = await fake.call('stats', {}, statsSchema);
+        await c.call('stop', {}, z.unknown()).catch(() => undefined);
+        await azurite.stop();
+        const seconds = r.ms / 1000;
+        const rps = r.records / seconds;
+        rows.push({
+          contender: kind === 'engine' ? 'engine (ours)' : 'baseline (SDK getAll)',
+          tables: scenario.storage === 'memory' ? 'in-memory stand-in' : 'Azurite',
+          records: r.records,
+          seconds: round(seconds, 2),
+          recordsPerSecond: round(rps, 0),
+          boundRecordsPerSecond: bound,
+          boundRatio: round(rps / bound, 3),
+          hubspotCalls: s.requests,
+          callsPer100Tickets: round((s.requests / r.records) * 100, 4),
+          rateLimited429: s.rateLimited,
+          maxCallsInOneWindow: s.maxPerWindowSeen,
+          peakRssGrowthMb: r.rssPeakGrowthMb,
+          peakHeapGrowthMb: r.heapPeakGrowthMb,
+          rssAtStartMb: r.rssStartMb,
+          fetchOnlySeconds: r.fetchMs === null ? null : round(r.fetchMs / 1000, 2),
+          storeSeconds: round(r.storeMs / 1000, 2),
+          storeMsPerPage: r.storeWrites > 0 ? round(r.storeMs / r.storeWrites, 1) : null,
+          hubspotCallsPerSecond: round(s.requests / seconds, 1),
+          invocations: r.invocations,
+          callsByRoute: s.byRoute,
+        });
+        // A fresh window for the next run.
+        await new Promise((res) => setTimeout(res, WINDOW_MS * 2));
+      }
     }
 
     const result = {
       benchmark: 'hubspot-full-sync',
       startedAt: started.toISOString(),
-      tickets: TICKETS,
+      tickets: { inMemoryTables: TICKETS, azurite: AZURITE_TICKETS },
       rateLimit: { callsPerWindow: PER_WINDOW, windowMs: WINDOW_MS, note: "HubSpot's 110 per 10 s, scaled to the same ratio" },
       goals: GOALS,
       machine: { node: process.version, platform: `${os.platform()} ${os.arch()}`, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGb: round(os.totalmem() / 1024 ** 3, 1) },
@@ -128,6 +144,7 @@ function round(n: number, digits: number): number {
 function printTable(rows: Array<Record<string, unknown>>): void {
   const cols: Array<[string, string, (v: unknown) => string]> = [
     ['contender', 'contender', String],
+    ['tables', 'tables', String],
     ['records', 'records', String],
     ['seconds', 's', String],
     ['recordsPerSecond', 'rec/s', String],

@@ -18,6 +18,7 @@ import { EngineEventPublisher } from '../../src/platform/events';
 import { consoleSink, Logger } from '../../src/platform/logging';
 import { IntegrationsRepository, Leases, QueueSender, StorageClients, TABLES, TenantTable, integrationId, tenantId, type LeaseRow } from '../../src/storage';
 import { serve } from './ipc';
+import { MemoryTableStorage } from './memoryTables';
 
 /**
  * One contender of the benchmark, in a process of its own so that its RSS is its own: `engine` (our
@@ -27,6 +28,7 @@ import { serve } from './ipc';
 
 const setupSchema = z.object({
   kind: z.enum(['engine', 'baseline']),
+  storage: z.enum(['azurite', 'memory']),
   fakeUrl: z.string(),
   hubId: z.number(),
   token: z.string(),
@@ -88,7 +90,8 @@ async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number
 serve({
   async prepare(args) {
     setup = setupSchema.parse(args);
-    storage = new StorageClients({ kind: 'connectionString', connectionString: setup.connectionString });
+    const cfg = { kind: 'connectionString' as const, connectionString: setup.connectionString };
+    storage = setup.storage === 'memory' ? new MemoryTableStorage(cfg) : new StorageClients(cfg);
     await storage.ensureAll();
     const s = setup;
     if (s.kind === 'engine') {

@@ -24,6 +24,8 @@ import { OBJECT_SPECS } from './objects';
 import { eventRowKey, isActiveRun, runObjectTypes, SyncStateStore, type RunRow, type RunStatus, type TypeState } from './state';
 
 export const SYNC_LEASE_NAME = 'hubspot-sync';
+/** Pages fetched but not yet stored, at most. */
+const PIPELINE_DEPTH = 3;
 
 export interface SyncOptions {
   /** An invocation stops taking pages after this long and re-queues itself (functionTimeout is 10 min). */
@@ -421,35 +423,47 @@ class Job {
   }
 
   /**
-   * Fetches page N+1 while page N is stored: the fetch chain is sequential (each cursor comes from the
-   * previous answer), so overlapping the storage work is what keeps the rate limit fully spent. Returns
-   * false when the budget ran out first (everything fetched so far is stored and checkpointed).
+   * Fetches ahead while earlier pages are stored: the fetch chain is sequential (each cursor comes from
+   * the previous answer), so it must never wait for storage, or the rate limit goes unspent. Pages are
+   * stored and checkpointed strictly in order, at most `PIPELINE_DEPTH` behind the fetches (memory stays
+   * a few pages). Returns false when the budget ran out first; everything fetched by then is stored.
    */
   private async loop<C, P>(first: C, step: { fetch(c: C): Promise<P>; advance(c: C, p: P): { next: C; done: boolean }; process(p: P, next: C, done: boolean): Promise<void> }): Promise<boolean> {
     let cursor = first;
-    let pending: Promise<void> | undefined;
-    try {
-      for (;;) {
-        if (this.outOfTime()) {
-          await pending;
-          return false;
-        }
-        const page = await step.fetch(cursor);
-        const { next, done } = step.advance(cursor, page);
-        await pending;
-        this.pagesThisInvocation++;
-        pending = step.process(page, next, done);
-        pending.catch(() => undefined);
-        if (done) {
-          await pending;
-          return true;
-        }
-        cursor = next;
+    let chain: Promise<void> = Promise.resolve();
+    let failure: { error: unknown } | undefined;
+    const backlog: Array<Promise<void>> = [];
+    const drain = async () => {
+      await chain;
+      if (failure) throw failure.error;
+    };
+    for (;;) {
+      if (failure) break;
+      if (this.outOfTime()) {
+        await drain();
+        return false;
       }
-    } catch (err) {
-      await pending?.catch(() => undefined);
-      throw err;
+      let page: P;
+      try {
+        page = await step.fetch(cursor);
+      } catch (err) {
+        // Let the pages already fetched reach storage: the checkpoint then sits right before this one.
+        await chain.catch(() => undefined);
+        throw err;
+      }
+      const { next, done } = step.advance(cursor, page);
+      this.pagesThisInvocation++;
+      chain = chain.then(() => step.process(page, next, done));
+      const mine = chain.catch((err: unknown) => {
+        failure ??= { error: err };
+      });
+      backlog.push(mine);
+      if (backlog.length > PIPELINE_DEPTH) await backlog.shift();
+      if (done) break;
+      cursor = next;
     }
+    await drain();
+    return true;
   }
 
   private async fullType(type: SyncObjectType, st0: TypeState): Promise<boolean> {
