@@ -8,6 +8,7 @@ import type { IntegrationsRepository, IntegrationStatus } from '../../storage/re
 import type { RowData, TenantTable } from '../../storage/tenantTable';
 import { WEBHOOK_KINDS, type ChannelName, type WebhookKind } from './schemas';
 import type { WebhookTarget } from './webhookUrl';
+import { forgetDeploymentHealth } from './healthCache';
 
 /** The fixed integration id of a tenant's Teams integration: one per tenant, holding all its channels. */
 export const TEAMS_INTEGRATION_ID: IntegrationId = integrationId('teams');
@@ -90,6 +91,7 @@ export class ChannelStore {
 
   /** Secret first, then the row: a row never names a secret that does not exist. A new URL clears the failing flag. */
   async put(tenant: TenantId, name: ChannelName, target: WebhookTarget): Promise<Channel> {
+    forgetDeploymentHealth();
     const secretName = ChannelStore.secretName(tenant, name);
     await this.secrets.set(secretName, target.url, { contentType: 'text/uri-list', tags: { kind: 'teams-webhook' } });
     const now = this.now().toISOString();
@@ -108,6 +110,7 @@ export class ChannelStore {
 
   /** Row first, then the secret: once the row is gone nothing posts to the channel. */
   async delete(tenant: TenantId, name: ChannelName): Promise<boolean> {
+    forgetDeploymentHealth();
     const existing = await this.get(tenant, name);
     if (!existing) return false;
     await this.table.delete(partitionKey.tenant(tenant), name);
@@ -121,6 +124,7 @@ export class ChannelStore {
 
   /** Records how a post went; a channel deleted meanwhile stays deleted (no upsert). */
   async recordOutcome(tenant: TenantId, name: ChannelName, outcome: PostOutcome): Promise<void> {
+    forgetDeploymentHealth();
     const current = await this.get(tenant, name);
     if (!current) return;
     const patch: Partial<ChannelRow> = outcome.ok

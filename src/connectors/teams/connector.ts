@@ -14,6 +14,7 @@ import type { NotifyDeps } from './notify';
 import { WebhookRateLimiter, WebhookSender } from './sender';
 import { SnoozeLinks } from './snooze';
 import { parseWebhookUrl } from './webhookUrl';
+import { cachedDeploymentHealth, rememberDeploymentHealth } from './healthCache';
 
 /** Everything the Teams functions use, made once per process on top of the shared services. */
 export interface TeamsServices {
@@ -106,14 +107,27 @@ export class TeamsConnector implements BaseConnector {
         return;
       }
       // Deployment-wide: a filtered scan that stops at the first failing channel and reads no tenant data
-      // beyond the key. The service may answer empty pages with a continuation, hence the loop.
+      // beyond the key. The service may answer empty pages with a continuation, hence the loop. /api/health
+      // is anonymous, so the answer is cached: callers cannot turn it into a table scan per request.
+      const now = Date.now();
+      const known = cachedDeploymentHealth(now);
+      if (known !== undefined) {
+        if (!known) throw new Error('a channel is failing');
+        return;
+      }
+      let ok = true;
       const pages = this.base.storage
         .table(TABLES.teamsChannels)
         .listEntities({ queryOptions: { filter: odata`failing eq ${true}`, select: ['PartitionKey'] } })
         .byPage({ maxPageSize: 1 });
       for await (const page of pages) {
-        if (page.length > 0) throw new Error('a channel is failing');
+        if (page.length > 0) {
+          ok = false;
+          break;
+        }
       }
+      rememberDeploymentHealth(now, ok);
+      if (!ok) throw new Error('a channel is failing');
     });
   }
 

@@ -21,3 +21,4 @@ export {
   type CardMessage,
   type PutChannels,
 } from './schemas';
+export { channelsView, putChannels, removeChannels } from './channelAdmin';
