@@ -1,6 +1,6 @@
 import { Client, DEFAULT_LIMITER_OPTIONS } from '@hubspot/api-client';
 import { z } from 'zod';
-import { DistributedBudget, type BudgetRow } from '../../src/connectors/hubspot/budget';
+import { DEFAULT_MIN_MARGIN_MS, DistributedBudget, type BudgetRow } from '../../src/connectors/hubspot/budget';
 import { createHubSpotCaller } from '../../src/connectors/hubspot/client';
 import { HubSpotRateGate, ratePolicy } from '../../src/connectors/hubspot/rateLimit';
 import type { HubSpotCaller } from '../../src/connectors/hubspot/caller';
@@ -95,7 +95,11 @@ serve({
     await storage.ensureAll();
     const s = setup;
     if (s.kind === 'engine') {
-      const budget = new DistributedBudget(new TenantTable<BudgetRow>(storage.table(TABLES.rateBudgets)));
+      // Everything about the window is scaled to the bench's window at HubSpot's ratio, the latency/skew
+      // margin included (50 ms at HubSpot's 10 s window).
+      const budget = new DistributedBudget(new TenantTable<BudgetRow>(storage.table(TABLES.rateBudgets)), {
+        minMarginMs: (DEFAULT_MIN_MARGIN_MS * s.windowMs) / 10_000,
+      });
       caller = createHubSpotCaller({
         tenantId: t,
         integrationId: integrationId('engine'),

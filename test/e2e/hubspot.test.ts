@@ -263,6 +263,25 @@ describe('HubSpot connector end to end', () => {
     expect(bad.status).toBe(400);
   }, 60_000);
 
+  it('a ticket created by the engine lands in HubSpot with its contact and company associations', async () => {
+    const contactId = fake.seed(hubId, 'contacts', 1, (i) => ({ email: `assoc${i}@example.com` }))[0] as string;
+    const companyIds = fake.seed(hubId, 'companies', 2, (i) => ({ domain: `assoc${i}.example`, name: `Assoc ${i}` }));
+    const res = await api(`hubspot/tickets/${A}/${integration}`, {
+      method: 'POST',
+      body: JSON.stringify({ properties: { subject: 'Printer on fire', hs_pipeline: '0', hs_pipeline_stage: '1' }, contactIds: [contactId], companyIds }),
+    });
+    expect(res.status).toBe(201);
+    const { id } = (await res.json()) as { id: string };
+    expect(fake.getObject(hubId, 'tickets', id)?.properties).toMatchObject({ subject: 'Printer on fire', hs_pipeline_stage: '1' });
+    expect(fake.associations(hubId, 'tickets', id, 'contacts')).toEqual([contactId]);
+    expect([...fake.associations(hubId, 'tickets', id, 'companies')].sort()).toEqual([...companyIds].sort());
+
+    const missingStage = await api(`hubspot/tickets/${A}/${integration}`, { method: 'POST', body: JSON.stringify({ properties: { subject: 'x' } }) });
+    expect(missingStage.status).toBe(400);
+    const asB = await api(`hubspot/tickets/${A}/${integration}`, { tenant: B, method: 'POST', body: JSON.stringify({ properties: { subject: 'x', hs_pipeline_stage: '1' } }) });
+    expect(asB.status).toBe(403);
+  }, 60_000);
+
   it("tenant B can neither read nor trigger anything of tenant A's", async () => {
     const asB = { tenant: B };
     const forbidden = [

@@ -3,16 +3,18 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { startAzurite, type AzuriteInstance } from '../../runner/azurite';
 import { LocalSecretStore, tenantSecretName } from '../../src/secrets';
-import { IntegrationsRepository, StorageClients, TABLES, TenantTable, integrationId, tenantId } from '../../src/storage';
+import { IntegrationsRepository, StorageClients, TABLES, TenantTable, integrationId, tenantId, type IntegrationId } from '../../src/storage';
 import { startFakeHubSpot, type FakeHubSpot } from '../fakes/hubspot';
 import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
 import { queueLength, startRunner, type RunningHost } from '../helpers/runner';
 
 /**
- * The sync through the real app under the local runner: HTTP API → hubspot-sync queue → worker (the
- * production caller with its limiter and storage budget) → the fake HubSpot → Records → tickets API.
- * Windows are scaled to 1 s (HubSpot's 10 s) on both sides; the time budget is 2 s, so every sync runs
- * across several invocations that re-queue themselves.
+ * The issue's chain through the real app under the local runner: connect by OAuth → the first full sync
+ * of 6,000 tickets → a signed webhook updates a ticket → an incremental sync picks up 12,000 changes
+ * across the search cap → disconnect; plus what another tenant may not do, and the timer. Everything
+ * goes HTTP API → hubspot-sync queue → worker (the production caller with its limiter and storage
+ * budget) → the fake HubSpot → Records → tickets API. Windows are scaled to 1 s (HubSpot's 10 s) on both
+ * sides; the time budget is 2 s, so every sync runs across several invocations that re-queue themselves.
  */
 describe('HubSpot sync end to end', () => {
   let azurite: AzuriteInstance;
@@ -22,7 +24,11 @@ describe('HubSpot sync end to end', () => {
   let clients: StorageClients;
   let hubId: number;
   const localKey = randomBytes(32);
-  const A = { t: tenantId('tenant-a'), i: integrationId('hubspot-a') };
+  const PUBLIC_BASE_URL = 'http://localhost:7071';
+  const REDIRECT_URI = `${PUBLIC_BASE_URL}/api/hubspot/oauth/callback`;
+  const WEBHOOK_PATH = '/api/webhooks/hubspot';
+  // A's integration id is minted by the authorize call.
+  const A = { t: tenantId('tenant-a'), i: '' as IntegrationId };
   const B = { t: tenantId('tenant-b'), i: integrationId('hubspot-b') };
   const C = { t: tenantId('tenant-c'), i: integrationId('hubspot-c') };
   let seeded: string[] = [];
@@ -34,13 +40,13 @@ describe('HubSpot sync end to end', () => {
     clients = new StorageClients({ kind: 'connectionString', connectionString: azurite.connectionString });
     await clients.ensureAll();
 
-    // Connected as the integrations API leaves a private-app integration: an active row naming its secret.
-    const portal = fake.addPortal();
+    const portal = fake.addPortal({ hubDomain: 'acme-support.hubspot.com' });
     hubId = portal.hubId;
     fake.setPipelines(hubId, [{ id: '0', label: 'Support', stages: [{ id: '1', label: 'New', ticketState: 'OPEN' }, { id: '4', label: 'Closed', ticketState: 'CLOSED' }] }]);
     const secrets = new LocalSecretStore({ key: localKey, directory: secretDir });
     const repo = new IntegrationsRepository(new TenantTable(clients.table(TABLES.integrations)));
-    for (const [who, hub, status] of [[A, hubId, 'active'] as const, [B, fake.addPortal().hubId, 'active'] as const, [C, fake.addPortal().hubId, 'needs_reauth'] as const]) {
+    // B and C are private-app integrations as the integrations API leaves them: a row naming its secret.
+    for (const [who, hub, status] of [[B, fake.addPortal().hubId, 'active'] as const, [C, fake.addPortal().hubId, 'needs_reauth'] as const]) {
       const secretName = tenantSecretName(who.t, who.i, 'private-app-token');
       await secrets.set(secretName, fake.createPrivateAppToken(hub));
       await repo.create(who.t, { integrationId: who.i, type: 'hubspot', status, externalAccountId: String(hub), secretName });
@@ -53,12 +59,12 @@ describe('HubSpot sync end to end', () => {
         LOCAL_SECRET_KEY: localKey.toString('base64'),
         LOCAL_SECRET_DIR: secretDir,
         API_JWT_SECRET: TEST_JWT_SECRET,
-        PUBLIC_BASE_URL: 'http://localhost:7071',
+        PUBLIC_BASE_URL,
         KEY_VAULT_URI: undefined,
         API_JWT_JWKS_URI: undefined,
-        HUBSPOT_CLIENT_ID: undefined,
-        HUBSPOT_CLIENT_SECRET: undefined,
-        HUBSPOT_REDIRECT_URI: undefined,
+        HUBSPOT_CLIENT_ID: fake.clientId,
+        HUBSPOT_CLIENT_SECRET: fake.clientSecret,
+        HUBSPOT_REDIRECT_URI: REDIRECT_URI,
         HUBSPOT_API_BASE_URL: fake.url,
         HUBSPOT_RATE_WINDOW_MS: '1000',
         HUBSPOT_PRIVATE_APP_RATE_LIMIT: '100',
@@ -74,16 +80,18 @@ describe('HubSpot sync end to end', () => {
     rmSync(secretDir, { recursive: true, force: true });
   });
 
-  const api = async (path: string, init: RequestInit & { tenant?: string } = {}) => {
+  const api = async (path: string, init: RequestInit & { tenant?: string; anonymous?: boolean } = {}) => {
     const headers = new Headers(init.headers);
-    headers.set('x-functions-key', host.functionKey);
-    headers.set('authorization', `Bearer ${await tenantToken(init.tenant ?? 'tenant-a')}`);
+    if (!init.anonymous) {
+      headers.set('x-functions-key', host.functionKey);
+      headers.set('authorization', `Bearer ${await tenantToken(init.tenant ?? 'tenant-a')}`);
+    }
     if (init.body) headers.set('content-type', 'application/json');
     return fetch(`${host.url}/api/${path}`, { ...init, headers });
   };
 
   type Status = {
-    sync: { sync_id: string; state: string; trigger: string | null; invocations: number; pages: number; records: number; changes: number; hubspot_calls: number; estimated_total: number | null; error: string | null } | null;
+    sync: { sync_id: string; sync_type: string; state: string; trigger: string | null; invocations: number; pages: number; records: number; changes: number; hubspot_calls: number; estimated_total: number | null; error: string | null } | null;
     events: Array<{ sync_id: string; status: string; records: number; changes: number; started_at: string }>;
     objects: Record<string, { record_count: number }>;
   };
@@ -114,25 +122,26 @@ describe('HubSpot sync end to end', () => {
     }
   }
 
-  it('full sync of 6,000 tickets: 202, never started twice, finished across self-re-queued invocations, served from the store', async () => {
-    let res = await api(`hubspot/sync/${A.t}/${A.i}`, { method: 'POST', body: JSON.stringify({ sync_type: 'full' }) });
-    if (res.status === 409) {
-      // The app's timer got there first (its sync of a never-synced type is a full one): let it finish.
-      await waitForSync(((await res.json()) as { sync_id: string }).sync_id, 180_000);
-      res = await api(`hubspot/sync/${A.t}/${A.i}`, { method: 'POST', body: JSON.stringify({ sync_type: 'full' }) });
-    }
-    expect(res.status).toBe(202);
-    const started = (await res.json()) as { success: boolean; message: string; tenant_id: string; integration_id: string; sync_id: string };
-    expect(started).toEqual({ success: true, message: expect.stringMatching(/full sync/i), tenant_id: 'tenant-a', integration_id: 'hubspot-a', sync_id: expect.any(String) });
+  it('connect by OAuth queues the first full sync, which takes 6,000 tickets across self-re-queued invocations; it is not started twice', async () => {
+    const auth = (await (await api(`hubspot/authorize/${A.t}`)).json()) as { authorization_url: string; integration_id: string };
+    A.i = integrationId(auth.integration_id);
+    const state = new URL(auth.authorization_url).searchParams.get('state') as string;
+    // The user consents at HubSpot, which sends the browser to our callback with a code.
+    const code = fake.issueAuthorizationCode(hubId, REDIRECT_URI);
+    const cb = await api(`hubspot/oauth/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`, { anonymous: true });
+    expect(cb.status).toBe(200);
 
-    const again = await api(`hubspot/sync/${A.t}/${A.i}`, { method: 'POST', body: JSON.stringify({ sync_type: 'incremental' }) });
+    // The connect started the first full sync; asking for another while it runs is refused, naming it.
+    const first = ((await (await api(`hubspot/sync/${A.t}/${A.i}`)).json()) as Status).sync;
+    expect(first).toMatchObject({ sync_type: 'full', trigger: 'connect' });
+    const again = await api(`hubspot/sync/${A.t}/${A.i}`, { method: 'POST', body: JSON.stringify({ sync_type: 'full' }) });
     expect(again.status).toBe(409);
-    expect(await again.json()).toMatchObject({ sync_id: started.sync_id });
+    expect(await again.json()).toMatchObject({ sync_id: first?.sync_id });
 
-    const done = await waitForSync(started.sync_id, 180_000);
+    const done = await waitForSync(first?.sync_id ?? '', 180_000);
     expect(done.sync).toMatchObject({ state: 'completed', records: 6000, error: null, estimated_total: 6000 });
     expect(done.sync?.invocations).toBeGreaterThan(1);
-    expect(done.events[0]).toMatchObject({ sync_id: started.sync_id, status: 'completed', records: 6000 });
+    expect(done.events[0]).toMatchObject({ sync_id: first?.sync_id, status: 'completed', records: 6000 });
     expect(done.objects['tickets']?.record_count).toBe(6000);
     // The limiter spent no more than the (scaled) limit in any window.
     expect(fake.stats().maxPerWindowSeen).toBeLessThanOrEqual(110);
@@ -151,6 +160,25 @@ describe('HubSpot sync end to end', () => {
     expect(high.total_count).toBe(2000);
     expect(high.tickets.every((x) => x.properties['hs_ticket_priority'] === 'HIGH')).toBe(true);
   }, 240_000);
+
+  it('a signed webhook updates a ticket: the store and the tickets API show it without waiting for a sync', async () => {
+    await clients.queue('engine-events').clearMessages();
+    const ticket = seeded[10] as string;
+    fake.upsertObject(hubId, 'tickets', ticket, { subject: 'VPN down for the whole floor' });
+    const event = fake.webhookEvent(hubId, { subscriptionType: 'ticket.propertyChange', objectId: ticket, propertyName: 'subject', propertyValue: 'VPN down for the whole floor' });
+    const res = await fake.sendWebhook(`${host.url}${WEBHOOK_PATH}`, [event], { uriForSignature: `${PUBLIC_BASE_URL}${WEBHOOK_PATH}` });
+    expect(res.status).toBe(204);
+    const since = encodeURIComponent(new Date(Date.now() - 60_000).toISOString());
+    const deadline = Date.now() + 60_000;
+    let subject: string | undefined;
+    while (Date.now() < deadline) {
+      const page = (await (await api(`hubspot/tickets/${A.t}/${A.i}?limit=100&modified_since=${since}`)).json()) as { tickets: Array<{ id: string; properties: Record<string, string> }> };
+      subject = page.tickets.find((x) => x.id === ticket)?.properties['subject'];
+      if (subject === 'VPN down for the whole floor') break;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(subject).toBe('VPN down for the whole floor');
+  }, 120_000);
 
   it('incremental sync picks up 12,000 changes across the 10,000-result search cap, one engine event each', async () => {
     await clients.queue('engine-events').clearMessages();
@@ -172,8 +200,8 @@ describe('HubSpot sync end to end', () => {
     // 12,000 results sorted by last-modified cannot come from one query: the search restarted its window.
     expect(stats.byRoute['POST /crm/v3/objects/tickets/search']).toBeGreaterThanOrEqual(60);
     expect(stats.maxPerWindowSeen).toBeLessThanOrEqual(110);
-    // 6,000 ticket.updated + 6,000 ticket.created + one sync.completed per sync.
-    expect(await queueLength(azurite.connectionString, 'engine-events')).toBe(12_000 + since.length);
+    // 6,000 ticket.updated + 6,000 ticket.created + one sync.completed per sync that found changes.
+    expect(await queueLength(azurite.connectionString, 'engine-events')).toBe(12_000 + since.filter((e) => e.changes > 0).length);
 
     const closed = (await (await api(`hubspot/tickets/${A.t}/${A.i}?limit=1&stage=4`)).json()) as { total_count: number };
     expect(closed.total_count).toBe(6000);
@@ -227,5 +255,17 @@ describe('HubSpot sync end to end', () => {
     expect(bStatus.sync).toMatchObject({ trigger: 'timer' });
     const cStatus = (await (await api(`hubspot/sync/${C.t}/${C.i}`, { tenant: 'tenant-c' })).json()) as Status;
     expect(cStatus.sync).toBeNull();
+  });
+  it('disconnect stops the syncs and keeps the synced tickets and the history', async () => {
+    const res = await api(`hubspot/integrations/${A.t}/${A.i}`, { method: 'DELETE' });
+    expect(res.status).toBe(200);
+    const refused = await api(`hubspot/sync/${A.t}/${A.i}`, { method: 'POST', body: JSON.stringify({ sync_type: 'incremental' }) });
+    expect(refused.status).toBe(409);
+    expect(await refused.json()).toMatchObject({ integrationStatus: 'disconnected' });
+    const all = (await (await api(`hubspot/tickets/${A.t}/${A.i}?limit=1`)).json()) as { total_count: number };
+    expect(all.total_count).toBe(12_000);
+    const st = (await (await api(`hubspot/sync/${A.t}/${A.i}`)).json()) as Status & { integration_status: string };
+    expect(st.integration_status).toBe('disconnected');
+    expect(st.events.length).toBeGreaterThanOrEqual(2);
   });
 });

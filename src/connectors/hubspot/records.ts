@@ -15,6 +15,8 @@ import {
 import type { HubSpotObject, PipelineLabels } from './sync/hubspotApi';
 import type { SyncObjectType } from './sync/messages';
 
+const COUNTER_WRITE_ATTEMPTS = 30;
+
 /**
  * The synced store: one Records row per HubSpot object (PartitionKey `partitionKey.records(t, i, type)`,
  * RowKey the escaped HubSpot id), with its synced properties, associations, ticket pipeline and stage
@@ -323,7 +325,9 @@ export class HubSpotRecordStore {
     if (Object.values(delta).every((v) => v === 0)) return;
     const pk = partitionKey.integration(t, i);
     const rk = countRowKey(type);
-    for (let attempt = 0; attempt < 10; attempt++) {
+    for (let attempt = 0; attempt < COUNTER_WRITE_ATTEMPTS; attempt++) {
+      // Jittered backoff after a lost race, so a crowd of writers spreads out instead of colliding again.
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
       const row = await this.countRows.get(pk, rk);
       const next = parseCounts(row?.data);
       for (const [k, v] of Object.entries(delta)) next[k] = Math.max(0, (next[k] ?? 0) + v);
@@ -337,7 +341,7 @@ export class HubSpotRecordStore {
         throw err;
       }
     }
-    throw new PreconditionFailedError('record counters kept changing; gave up after 10 attempts');
+    throw new PreconditionFailedError(`record counters kept changing; gave up after ${COUNTER_WRITE_ATTEMPTS} attempts`);
   }
 
   // ---- reading tickets (the tickets endpoint) -------------------------------------------------------

@@ -178,6 +178,12 @@ export class SyncEngine {
         await this.deps.queues.send(QUEUES.hubspotSync, msg, { visibilityTimeoutSeconds: Math.ceil(opts.leaseTtlMs / 4000) });
         return { outcome: 'deferred', syncId, reason: 'lease busy' };
       }
+      if (ctx.dequeueCount > 1) {
+        // Redelivered: its first run may have died holding the lease. Come back once the lease would have
+        // expired; a live holder will have renewed it by then, and this copy is dropped.
+        await this.deps.queues.send(QUEUES.hubspotSync, msg, { visibilityTimeoutSeconds: Math.ceil(opts.leaseTtlMs / 1000) + 5 });
+        return { outcome: 'deferred', syncId, reason: 'lease busy after a redelivery' };
+      }
       return this.drop(log, syncId, 'lease held by the invocation carrying this sync');
     }
 
@@ -193,11 +199,14 @@ export class SyncEngine {
     };
     run.eventRowKey ??= eventRowKey(run.startedAt ?? started, syncId);
     let released = false;
+    let job: Job | undefined;
+    // The job renews the lease (a new ETag each time): always let go of its latest copy.
+    const heldLease = () => job?.lease ?? lease;
     try {
       await this.state.putRun(t, i, run);
       await this.writeEvent(t, i, run);
       const caller = await this.deps.callerFor(integration);
-      const job = new Job(this, this.deps, this.state, log, integration, caller, run, lease, started);
+      job = new Job(this, this.deps, this.state, log, integration, caller, run, lease, started);
       const done = await job.execute();
       run = job.run;
       if (!done) {
@@ -231,7 +240,7 @@ export class SyncEngine {
         // The account's daily allowance is spent: wait it out without burning the queue's attempts.
         await this.state.putRun(t, i, { ...base, error, updatedAt: opts.now() });
         await this.writeEvent(t, i, { ...base, error });
-        await this.deps.leases.release(lease).catch(() => undefined);
+        await this.deps.leases.release(heldLease()).catch(() => undefined);
         released = true;
         const delay = Math.min(7 * 24 * 3600, Math.max(1, Math.ceil((resumeAt - opts.now()) / 1000)));
         await this.deps.queues.send(QUEUES.hubspotSync, { ...msg, continuation: { invocation: invocation + 1 }, trigger: 'continuation' }, { visibilityTimeoutSeconds: delay });
@@ -252,7 +261,7 @@ export class SyncEngine {
       }
       throw err;
     } finally {
-      if (!released) await this.deps.leases.release(lease).catch(() => undefined);
+      if (!released) await this.deps.leases.release(heldLease()).catch(() => undefined);
     }
   }
 
@@ -295,6 +304,8 @@ export class SyncEngine {
   private async afterCompletion(integration: Integration, run: RunRow, log: Logger): Promise<void> {
     const { tenantId: t, integrationId: i } = integration;
     await updateIntegration(this.deps.integrations, t, i, () => ({ lastSyncAt: new Date(run.finishedAt ?? this.options.now()).toISOString() }));
+    // A quiet 5-minute sweep is not news; a full sync (the initial load above all) or one with changes is.
+    if (run.syncType !== 'full' && run.changes === 0) return;
     try {
       await this.deps.events.publish({
         tenantId: t,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ConflictError, PreconditionFailedError } from '../../../platform/errors';
 import { partitionKey, TABLES, TenantTable, type IntegrationId, type PartitionKey, type StorageClients, type TenantId } from '../../../storage';
-import { SYNC_OBJECT_TYPES, SYNC_TYPES, syncObjectTypeSchema, type SyncObjectType, type SyncType } from './messages';
+import { SYNC_OBJECT_TYPES, SYNC_TYPES, syncObjectTypeSchema, type SyncObjectType } from './messages';
 
 /**
  * SyncState rows of one integration (PartitionKey `partitionKey.integration(t, i)`):
