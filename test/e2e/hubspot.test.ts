@@ -159,6 +159,22 @@ describe('HubSpot connector end to end', () => {
     expect(sync).toMatchObject({ sync_type: 'full', trigger: 'connect' });
   }, 120_000);
 
+  it('the callback also accepts a POSTed form, and the connection belongs only to the tenant that asked for it', async () => {
+    const C = 'tenant-c';
+    const portal = fake.addPortal({ hubDomain: 'gamma.hubspot.com' });
+    const auth = (await (await api(`hubspot/authorize/${C}`, { tenant: C })).json()) as { authorization_url: string; integration_id: string };
+    const state = new URL(auth.authorization_url).searchParams.get('state') as string;
+    const form = new URLSearchParams({ code: fake.issueAuthorizationCode(portal.hubId, REDIRECT_URI), state });
+    const cb = await api('hubspot/oauth/callback', { anonymous: true, method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
+    expect(cb.status).toBe(200);
+    expect(await cb.text()).toContain('HubSpot connected');
+    const listC = (await (await api(`hubspot/integrations/${C}`, { tenant: C })).json()) as { integrations: Array<{ integration_id: string; status: string; hub_id: string }> };
+    expect(listC.integrations).toEqual([expect.objectContaining({ integration_id: auth.integration_id, status: 'active', hub_id: String(portal.hubId) })]);
+    // Tenant A sees none of it.
+    const listA = (await (await api(`hubspot/integrations/${A}`)).json()) as { integrations: Array<{ integration_id: string }> };
+    expect(listA.integrations.map((x) => x.integration_id)).not.toContain(auth.integration_id);
+  }, 120_000);
+
   it('status reports the live connection', async () => {
     const res = await api(`hubspot/status/${A}/${integration}`);
     expect(res.status).toBe(200);

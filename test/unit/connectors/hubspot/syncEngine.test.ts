@@ -1,4 +1,4 @@
-import { HubSpotRecordStore, requestSync, syncStatus, SyncStateStore } from '../../../../src/connectors/hubspot';
+import { HubSpotRecordStore, requestSync, syncStatus, SyncStateStore, type SyncMessage } from '../../../../src/connectors/hubspot';
 import { partitionKey, type StorageClients } from '../../../../src/storage';
 import { startFakeHubSpot, type FakeHubSpot } from '../../../fakes/hubspot';
 import { useAzurite } from '../../../helpers/azurite';
@@ -293,6 +293,35 @@ describe('HubSpot sync engine', () => {
     expect(st.sync).toMatchObject({ state: 'completed', invocations: 6, records: 450 });
     expect(st.events).toHaveLength(1);
     expect((await records().listTickets(s.t, s.i, { limit: 1 })).totalCount).toBe(450);
+  });
+
+  it('reports progress while a sync is under way: pages, records, rate-limit waits, calls and an ETA', async () => {
+    const s = await setup();
+    fake.seed(s.hubId, 'tickets', 450);
+    fake.resetStats();
+    // One rate-limited answer on the first page: the run must count the wait.
+    fake.injectFault({ match: /\/crm\/v3\/objects\/tickets/, status: 429, body: { status: 'error', message: 'You have reached your ten_secondly_rolling limit.', category: 'RATE_LIMITS', policyName: 'TEN_SECONDLY_ROLLING' }, times: 1 });
+    const r = await requestSync(deps(), s.t, s.i, { syncType: 'full', trigger: 'api', objectTypes: ['tickets'] });
+    expect(r.started).toBe(true);
+    const before = await syncStatus(clients, s.t, s.i, { events: 1 });
+    expect(before.sync).toMatchObject({ state: 'queued', pages: 0, records: 0 });
+
+    // One invocation only, with no time budget: it stops after its first page and re-queues itself.
+    const q = clients.queue('hubspot-sync');
+    const msg = (await q.receiveMessages({ numberOfMessages: 1, visibilityTimeout: 60 })).receivedMessageItems[0];
+    if (!msg) throw new Error('no sync job queued');
+    const out = await k.engine(s.caller, { budgetMs: 0 }).runJob(JSON.parse(Buffer.from(msg.messageText, 'base64').toString('utf8')) as SyncMessage, { dequeueCount: 1 });
+    await q.deleteMessage(msg.messageId, msg.popReceipt);
+    expect(out.outcome).toBe('continued');
+
+    const mid = (await syncStatus(clients, s.t, s.i, { events: 1 })).sync;
+    expect(mid).toMatchObject({ state: 'running', invocations: 1, pages: 1, records: 100, rate_limit_waits: 1, estimated_total: 450, current_object_type: 'tickets' });
+    expect(mid?.hubspot_calls).toBeGreaterThanOrEqual(2);
+    expect(mid?.records_per_second).toBeGreaterThan(0);
+    expect(mid?.eta_seconds).toBeGreaterThan(0);
+
+    await drainSyncQueue(clients, k.engine(s.caller));
+    expect((await syncStatus(clients, s.t, s.i, { events: 1 })).sync).toMatchObject({ state: 'completed', records: 450, eta_seconds: 0, rate_limit_waits: 1 });
   });
 
   it('an integration that needs re-authorisation is not synced', async () => {
