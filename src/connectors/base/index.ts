@@ -25,3 +25,4 @@ export {
   type RetryOptions,
   type RetryReason,
 } from './retry';
+export { raceSignal, sleep } from './abort';

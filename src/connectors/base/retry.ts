@@ -1,4 +1,5 @@
 import { RetryAfterTooLongError } from './errors';
+import { raceSignal, sleep } from './abort';
 
 /** What a classifier says about a failure. */
 export interface Classification {
@@ -67,7 +68,7 @@ export async function withRetry<T>(fn: (ctx: AttemptContext) => Promise<T>, opts
   const maxDelayMs = opts.maxDelayMs ?? DEFAULTS.maxDelayMs;
   const maxElapsedMs = opts.maxElapsedMs ?? DEFAULTS.maxElapsedMs;
   const classify = opts.classify ?? defaultClassify;
-  const sleep = opts.sleep ?? defaultSleep;
+  const sleepFn = opts.sleep ?? sleep;
   const random = opts.random ?? Math.random;
   const now = opts.now ?? Date.now;
   const signal = opts.signal;
@@ -94,7 +95,8 @@ export async function withRetry<T>(fn: (ctx: AttemptContext) => Promise<T>, opts
       const delay = Math.min(Math.max(jittered, server ?? 0), remaining);
 
       opts.onRetry?.(attempt, delay, verdict.reason ?? 'retryable', err);
-      await abortable(sleep(delay, signal), signal);
+      // Injected sleeps may ignore the signal; an abort must still end the wait at once.
+      await raceSignal(sleepFn(delay, signal), signal);
     }
   }
 }
@@ -200,37 +202,3 @@ function headersOf(err: unknown): HeaderSource | undefined {
   return undefined;
 }
 
-function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-/** Injected sleeps may ignore the signal; an abort must still end the wait at once. */
-function abortable(p: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
-  if (!signal) return p;
-  signal.throwIfAborted();
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      () => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
-}

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ConflictError, PreconditionFailedError } from '../../platform/errors';
 import type { PartitionKey, TenantTable } from '../../storage';
+import { raceSignal, sleep } from '../base/abort';
 
 /** A rolling window: at most `limit` calls in any `intervalMs`. */
 export interface RateWindow {
@@ -92,7 +93,7 @@ export class DistributedBudget {
     this.#table = table;
     this.#reserveShare = opts.interactiveReserve ?? 0.2;
     this.#now = opts.now ?? Date.now;
-    this.#sleep = opts.sleep ?? sleepAbortable;
+    this.#sleep = opts.sleep ?? sleep;
     this.#maxWriteAttempts = opts.maxWriteAttempts ?? 20;
     this.#minMarginMs = opts.minMarginMs ?? DEFAULT_MIN_MARGIN_MS;
   }
@@ -124,7 +125,7 @@ export class DistributedBudget {
         return waited;
       }
       const flight = pool.flight ?? this.#startFlight(key, cls, window, pool);
-      const retryInMs = await abortable(flight, signal);
+      const retryInMs = await raceSignal(flight, signal);
       if (retryInMs > 0 && !(pool.remaining > 0 && this.#now() < pool.expiresAt)) await this.#sleep(retryInMs, signal);
     }
   }
@@ -315,36 +316,3 @@ function parseEntries(raw: string | undefined): Entry[] {
   }
 }
 
-function sleepAbortable(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return p;
-  signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
-}

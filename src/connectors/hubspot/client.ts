@@ -8,7 +8,7 @@ import { defaultClassify, parseRetryAfter, withRetry, type Classification } from
 import type { CallClass } from './budget';
 import type { HubSpotCaller, HubSpotCallStats } from './caller';
 import { HubSpotApiError, HubSpotDailyLimitError, HubSpotUnauthorizedError, hubspotErrorInfo, isHubSpotHttpError } from './errors';
-import { raceSignal } from './oauth';
+import { raceSignal } from '../base/abort';
 import type { CallKind, GateTarget, HubSpotAuthKind, HubSpotRateGate, HubSpotRatePolicy } from './rateLimit';
 
 /** Where the caller gets its bearer token. */

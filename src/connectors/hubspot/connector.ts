@@ -3,7 +3,7 @@ import { getServices } from '../../platform/services';
 import type { IntegrationId, TenantId } from '../../storage';
 import { healthProbe, type BaseConnector } from '../base';
 import { registerConnector } from '../registry';
-import { raceSignal } from './oauth';
+import { raceSignal } from '../base/abort';
 import { getHubSpotServices, type HubSpotServices } from './services';
 
 /**

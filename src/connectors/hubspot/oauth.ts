@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { registerSecret } from '../../platform/logging';
 import { withRetry, type TokenSet } from '../base';
 import { HUBSPOT_AUTHORIZE_URL, OAUTH_PATHS } from './apiVersions';
+import { raceSignal } from '../base/abort';
 
 export interface HubSpotOAuthSettings {
   clientId: string;
@@ -267,27 +268,3 @@ function safeErrorBody(json: unknown): { error?: string; status?: string; catego
   return out;
 }
 
-/** Rejects with the signal's reason on abort; the underlying promise is left to settle on its own. */
-export function raceSignal<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    p.catch(() => undefined);
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      p.catch(() => undefined);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
-}

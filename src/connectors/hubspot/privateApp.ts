@@ -6,7 +6,7 @@ import { tenantSecretName } from '../../secrets';
 import type { IntegrationId, TenantId } from '../../storage';
 import { withRetry } from '../base';
 import { updateIntegration } from './integrationState';
-import { raceSignal } from './oauth';
+import { raceSignal } from '../base/abort';
 import type { HubSpotServices } from './services';
 import { requestSync } from './sync/scheduler';
 import { PRIVATE_APP_TOKEN_PURPOSE } from './tokens';
