@@ -1,21 +1,11 @@
 import { app, type HttpResponseInit } from '@azure/functions';
-import { completeAdminConsent, consentCallbackQuerySchema, consentPage, getGraphServices } from '../connectors/msgraph';
+import { completeAdminConsent, consentCallbackQuerySchema, getGraphServices } from '../connectors/msgraph';
 import { AppError } from '../platform/errors';
-import { httpHandler } from '../platform/http';
+import { htmlPage, httpHandler } from '../platform/http';
 import { InvalidSignedTokenError } from '../platform/signedTokens';
 
 function page(status: number, title: string, message: string): HttpResponseInit {
-  return {
-    status,
-    body: consentPage(title, message),
-    headers: {
-      'Content-Type': 'text/html; charset=utf-8',
-      'Cache-Control': 'no-store',
-      'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-      'X-Content-Type-Options': 'nosniff',
-      'Referrer-Policy': 'no-referrer',
-    },
-  };
+  return htmlPage({ status, title, message, tone: status < 400 ? 'ok' : 'fail' });
 }
 
 /** Where Microsoft sends the admin's browser after admin consent; answers a small HTML page. */

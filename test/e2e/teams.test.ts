@@ -324,7 +324,7 @@ describe('Teams notifications end to end', () => {
       expect(res.status).toBe(410);
       expect(await res.text()).toMatch(/has expired/);
       const page = await (await fetch(`${host.url}/api/teams/snooze?token=${encodeURIComponent(fresh)}`)).text();
-      expect(page).toContain('S&#60;img src=x onerror=alert(1)&#62;');
+      expect(page).toContain('S&#60;img src&#61;x onerror&#61;alert(1)&#62;');
       expect(page).not.toContain('<img');
       const forged = await fetch(`${host.url}/api/teams/snooze?token=${encodeURIComponent(expired.slice(0, -4) + 'AAAA')}`);
       expect(forged.status).toBe(400);

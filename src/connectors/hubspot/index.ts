@@ -40,4 +40,4 @@ export { HubSpotConnector } from './connector';
 export * from './sync';
 export { HubSpotRecordStore, recordVersion, countKeyOf, COUNT_SCAN_CAP } from './records';
 export type { RecordRow, StoredRecord, RecordVersion, ChangeKind, RecordChange, ApplyResult, TicketQuery, TicketPage } from './records';
-export { callbackPage, escapeHtml } from './callbackPage';
+export { callbackPage } from './callbackPage';

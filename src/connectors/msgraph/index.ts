@@ -32,7 +32,6 @@ export {
   startAdminConsent,
   completeAdminConsent,
   consentCallbackQuerySchema,
-  consentPage,
   adminConsentUrl,
   callbackUrl,
   CONSENT_PURPOSE,

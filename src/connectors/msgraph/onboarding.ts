@@ -111,11 +111,3 @@ export async function completeAdminConsent(gs: GraphServices, query: ConsentCall
   return { status: 'connected', ...ids, entraTenantId };
 }
 
-/** The small page the admin's browser lands on. Everything interpolated is escaped. */
-export function consentPage(title: string, message: string): string {
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${escapeHtml(title)}</title></head><body style="font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem"><h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p></body></html>`;
-}
-
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"'`]/g, (c) => `&#${c.charCodeAt(0)};`);
-}

@@ -3,6 +3,8 @@ import type { SignedTokens } from '../../platform/signedTokens';
 import { tenantId as toTenantId, type TenantId } from '../../storage/keys';
 import { SNOOZE_MINUTES } from './cards';
 import type { TeamsState } from './floodControl';
+import type { HttpResponseInit } from '@azure/functions';
+import { htmlPage } from '../../platform/http/htmlPage';
 
 export const SNOOZE_PURPOSE = 'teams-snooze';
 /** How long a card's snooze link can be used: long enough for someone to see the card, short enough not to linger. */
@@ -38,31 +40,7 @@ export class SnoozeLinks {
   }
 }
 
-/** The small page the browser shows after the click. Everything printed is escaped. */
-export function snoozePage(opts: { status: number; title: string; message: string }): { status: number; body: string; headers: Record<string, string> } {
-  const body = `<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots" content="noindex">
-<title>${escapeHtml(opts.title)}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#242424}h1{font-size:1.4rem}</style>
-</head>
-<body><h1>${escapeHtml(opts.title)}</h1><p>${escapeHtml(opts.message)}</p></body>
-</html>
-`;
-  return {
-    status: opts.status,
-    body,
-    headers: {
-      'Content-Type': 'text/html; charset=utf-8',
-      'Cache-Control': 'no-store',
-      // The token is in this page's URL: keep it out of Referer headers and forbid anything active.
-      'Referrer-Policy': 'no-referrer',
-      'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-      'X-Content-Type-Options': 'nosniff',
-    },
-  };
-}
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"'`]/g, (c) => `&#${c.charCodeAt(0)};`);
+/** The small page the browser shows after the click. */
+export function snoozePage(opts: { status: number; title: string; message: string }): HttpResponseInit {
+  return htmlPage(opts);
 }

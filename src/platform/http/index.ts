@@ -4,3 +4,4 @@ export { problemResponse, PROBLEM_CONTENT_TYPE } from './problem';
 export type { Problem } from './problem';
 export { ApiAuthenticator } from './auth';
 export type { Principal } from './auth';
+export { escapeHtml, htmlPage } from './htmlPage';
