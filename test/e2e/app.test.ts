@@ -7,7 +7,7 @@ import { IntegrationsRepository } from '../../src/storage/repositories/integrati
 import { TenantTable } from '../../src/storage/tenantTable';
 import { TABLES } from '../../src/storage/names';
 import { tenantId } from '../../src/storage/keys';
-import { runExpectingFailure, startRunner, type RunningHost } from '../helpers/runner';
+import { runExpectingFailure, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
 import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
 
 /** The real app, started by the local runner as `npm start` does, against its own Azurite. */
@@ -18,13 +18,7 @@ describe('the app end to end', () => {
   const localKey = randomBytes(32).toString('base64');
 
   const baseEnv = () => ({
-    AzureWebJobsStorage: azurite.connectionString,
-    LOCAL_SECRET_KEY: localKey,
-    LOCAL_SECRET_DIR: secretDir,
-    API_JWT_SECRET: TEST_JWT_SECRET,
-    PUBLIC_BASE_URL: 'http://localhost:7071',
-    KEY_VAULT_URI: undefined,
-    API_JWT_JWKS_URI: undefined,
+    ...localAppEnv({ storage: azurite.connectionString, secretKey: localKey, secretDir: secretDir, jwtSecret: TEST_JWT_SECRET, publicBaseUrl: 'http://localhost:7071' }),
   });
 
   beforeAll(async () => {

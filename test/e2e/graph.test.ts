@@ -9,7 +9,7 @@ import { TenantTable } from '../../src/storage/tenantTable';
 import { partitionKey, tenantId } from '../../src/storage/keys';
 import { startFakeGraph, type FakeGraph, type FakeMessage } from '../fakes/graph';
 import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
-import { freePort, nextMessage, queueLength, startRunner, type RunningHost } from '../helpers/runner';
+import { freePort, nextMessage, queueLength, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
 
 const APP = { clientId: 'e2e-graph-app', clientSecret: 'e2e-graph-secret-5f0c1e9a7b3d' };
 
@@ -70,13 +70,7 @@ describe('Microsoft Graph end to end', () => {
     host = await startRunner({
       port,
       env: {
-        AzureWebJobsStorage: azurite.connectionString,
-        LOCAL_SECRET_KEY: randomBytes(32).toString('base64'),
-        LOCAL_SECRET_DIR: path.join(tmp, 'secrets'),
-        API_JWT_SECRET: TEST_JWT_SECRET,
-        PUBLIC_BASE_URL: publicBase,
-        KEY_VAULT_URI: undefined,
-        API_JWT_JWKS_URI: undefined,
+        ...localAppEnv({ storage: azurite.connectionString, secretKey: randomBytes(32).toString('base64'), secretDir: path.join(tmp, 'secrets'), jwtSecret: TEST_JWT_SECRET, publicBaseUrl: publicBase }),
         MSGRAPH_CLIENT_ID: APP.clientId,
         MSGRAPH_CLIENT_SECRET: APP.clientSecret,
         MSGRAPH_TENANT_ID: home,

@@ -6,7 +6,7 @@ import { LocalSecretStore, tenantSecretName } from '../../src/secrets';
 import { StorageClients, TABLES, TenantTable, integrationId, partitionKey, tenantId } from '../../src/storage';
 import { startFakeHubSpot, type FakeHubSpot } from '../fakes/hubspot';
 import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
-import { startRunner, type RunningHost } from '../helpers/runner';
+import { startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
 
 const PUBLIC_BASE_URL = 'http://localhost:7071';
 const REDIRECT_URI = `${PUBLIC_BASE_URL}/api/hubspot/oauth/callback`;
@@ -50,13 +50,7 @@ describe('HubSpot connector end to end', () => {
     fake.seed(hubId, 'tickets', 25);
     host = await startRunner({
       env: {
-        AzureWebJobsStorage: azurite.connectionString,
-        LOCAL_SECRET_KEY: localKey.toString('base64'),
-        LOCAL_SECRET_DIR: secretDir,
-        API_JWT_SECRET: TEST_JWT_SECRET,
-        PUBLIC_BASE_URL,
-        KEY_VAULT_URI: undefined,
-        API_JWT_JWKS_URI: undefined,
+        ...localAppEnv({ storage: azurite.connectionString, secretKey: localKey.toString('base64'), secretDir: secretDir, jwtSecret: TEST_JWT_SECRET, publicBaseUrl: PUBLIC_BASE_URL }),
         HUBSPOT_CLIENT_ID: fake.clientId,
         HUBSPOT_CLIENT_SECRET: fake.clientSecret,
         HUBSPOT_REDIRECT_URI: REDIRECT_URI,

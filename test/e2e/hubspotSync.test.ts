@@ -6,7 +6,7 @@ import { LocalSecretStore, tenantSecretName } from '../../src/secrets';
 import { IntegrationsRepository, StorageClients, TABLES, TenantTable, integrationId, tenantId, type IntegrationId } from '../../src/storage';
 import { startFakeHubSpot, type FakeHubSpot } from '../fakes/hubspot';
 import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
-import { queueLength, startRunner, type RunningHost } from '../helpers/runner';
+import { queueLength, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
 
 /**
  * The issue's chain through the real app under the local runner: connect by OAuth → the first full sync
@@ -55,13 +55,7 @@ describe('HubSpot sync end to end', () => {
 
     host = await startRunner({
       env: {
-        AzureWebJobsStorage: azurite.connectionString,
-        LOCAL_SECRET_KEY: localKey.toString('base64'),
-        LOCAL_SECRET_DIR: secretDir,
-        API_JWT_SECRET: TEST_JWT_SECRET,
-        PUBLIC_BASE_URL,
-        KEY_VAULT_URI: undefined,
-        API_JWT_JWKS_URI: undefined,
+        ...localAppEnv({ storage: azurite.connectionString, secretKey: localKey.toString('base64'), secretDir: secretDir, jwtSecret: TEST_JWT_SECRET, publicBaseUrl: PUBLIC_BASE_URL }),
         HUBSPOT_CLIENT_ID: fake.clientId,
         HUBSPOT_CLIENT_SECRET: fake.clientSecret,
         HUBSPOT_REDIRECT_URI: REDIRECT_URI,

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { startAzurite, type AzuriteInstance } from '../../runner/azurite';
 import { startFakeTeams, type FakeTeams } from '../fakes/teams';
-import { nextMessage, queueLength, sendRaw, startRunner, type RunningHost } from '../helpers/runner';
+import { nextMessage, queueLength, sendRaw, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
 import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
 
 /**
@@ -22,14 +22,8 @@ describe('Teams card delivery end to end', () => {
     fake = await startFakeTeams();
     host = await startRunner({
       env: {
-        AzureWebJobsStorage: azurite.connectionString,
-        LOCAL_SECRET_KEY: randomBytes(32).toString('base64'),
-        LOCAL_SECRET_DIR: secretDir,
-        API_JWT_SECRET: TEST_JWT_SECRET,
-        PUBLIC_BASE_URL: 'http://localhost:7071',
+        ...localAppEnv({ storage: azurite.connectionString, secretKey: randomBytes(32).toString('base64'), secretDir: secretDir, jwtSecret: TEST_JWT_SECRET, publicBaseUrl: 'http://localhost:7071' }),
         TEAMS_WEBHOOK_URL: undefined,
-        KEY_VAULT_URI: undefined,
-        API_JWT_JWKS_URI: undefined,
         WEBSITE_INSTANCE_ID: undefined,
         WEBSITE_SITE_NAME: undefined,
         CONTAINER_APP_NAME: undefined,

@@ -6,7 +6,7 @@ import { SignedTokens } from '../../src/platform/signedTokens';
 import { LocalSecretStore } from '../../src/secrets/localSecretStore';
 import { ProcessedStore, StorageClients, TABLES, TenantTable, type ProcessedRow } from '../../src/storage';
 import { startFakeTeams, officialSchemaAvailable, cardTexts, type FakeTeams, type ReceivedPost } from '../fakes/teams';
-import { queueLength, startRunner, type RunningHost } from '../helpers/runner';
+import { queueLength, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
 import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
 
 /**
@@ -32,14 +32,8 @@ describe('Teams notifications end to end', () => {
     sigs.push(new URL(fallback).searchParams.get('sig') as string);
     host = await startRunner({
       env: {
-        AzureWebJobsStorage: azurite.connectionString,
-        LOCAL_SECRET_KEY: localKey,
-        LOCAL_SECRET_DIR: secretDir,
-        API_JWT_SECRET: TEST_JWT_SECRET,
-        PUBLIC_BASE_URL,
+        ...localAppEnv({ storage: azurite.connectionString, secretKey: localKey, secretDir: secretDir, jwtSecret: TEST_JWT_SECRET, publicBaseUrl: PUBLIC_BASE_URL }),
         TEAMS_WEBHOOK_URL: fallback,
-        KEY_VAULT_URI: undefined,
-        API_JWT_JWKS_URI: undefined,
         WEBSITE_INSTANCE_ID: undefined,
         WEBSITE_SITE_NAME: undefined,
         CONTAINER_APP_NAME: undefined,

@@ -124,3 +124,19 @@ export async function sendRaw(connectionString: string, queue: string, text: str
   await client.createIfNotExists();
   await client.sendMessage(text);
 }
+
+/**
+ * The settings every end-to-end suite runs the real app with: its own Azurite, the local secret store in
+ * a temp folder, HS256 management tokens, and nothing that would switch to Key Vault or a JWKS.
+ */
+export function localAppEnv(opts: { storage: string; secretKey: string; secretDir: string; jwtSecret: string; publicBaseUrl: string }): Record<string, string | undefined> {
+  return {
+    AzureWebJobsStorage: opts.storage,
+    LOCAL_SECRET_KEY: opts.secretKey,
+    LOCAL_SECRET_DIR: opts.secretDir,
+    API_JWT_SECRET: opts.jwtSecret,
+    PUBLIC_BASE_URL: opts.publicBaseUrl,
+    KEY_VAULT_URI: undefined,
+    API_JWT_JWKS_URI: undefined,
+  };
+}
