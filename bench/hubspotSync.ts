@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { startAzurite } from '../runner/azurite';
+import { deployedInstanceMemoryMb, instanceHeap, type InstanceHeap } from './hubspotSync/instanceHeap';
 import { Remote } from './hubspotSync/ipc';
 
 /**
@@ -22,6 +23,11 @@ import { Remote } from './hubspotSync/ipc';
  *    store scans a whole partition on every write (LokiJS), so past a few thousand rows it, not the
  *    rate limit, sets the pace, for any client (measured: about 1.5 s per 100-row batch at 30,000 rows).
  * Queues (the sync job, engine events) are on Azurite in both. BENCH_PER_WINDOW (110), BENCH_WINDOW_MS (1000).
+ *
+ * Each contender gets the V8 heap of the instance the app is deployed on (`instanceMemoryMB` in
+ * infra/main.bicep, 2,048 MB; see `instanceHeap.ts`), not the one Node would size from this machine's
+ * memory; BENCH_INSTANCE_MEMORY_MB picks another size, `host` keeps Node's own sizing.
+ * BENCH_CONTENDERS (engine,baseline) and BENCH_NODE_FLAGS (extra flags for both) are for experiments.
  */
 
 const TICKETS = Number(process.env.BENCH_TICKETS ?? 100_000);
@@ -30,6 +36,7 @@ const AZURITE_TICKETS = Number(process.env.BENCH_AZURITE_TICKETS ?? 10_000);
 const PER_WINDOW = Number(process.env.BENCH_PER_WINDOW ?? 110);
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 1000);
 const GOALS = { boundRatio: 0.95, callsPer100: 1.02, rssGrowthMb: 64 };
+const ROOT = path.resolve(__dirname, '..', '..');
 
 const statsSchema = z.object({ requests: z.number(), byRoute: z.record(z.string(), z.number()), rateLimited: z.number(), maxPerWindowSeen: z.number() }).loose();
 const resultSchema = z.object({
@@ -39,6 +46,7 @@ const resultSchema = z.object({
   rssStartMb: z.number(),
   rssPeakGrowthMb: z.number(),
   heapPeakGrowthMb: z.number(),
+  externalPeakGrowthMb: z.number(),
   callerCalls: z.number().nullable(),
   rateLimitWaits: z.number().nullable(),
   status429: z.number().nullable(),
@@ -47,8 +55,12 @@ const resultSchema = z.object({
   storeWrites: z.number(),
 });
 
-function child(script: string, args: string[] = []): ChildProcess {
-  return fork(path.join(__dirname, 'hubspotSync', script), args, { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+const CONTENDERS = (process.env.BENCH_CONTENDERS ?? 'engine,baseline').split(',').filter((k): k is 'engine' | 'baseline' => k === 'engine' || k === 'baseline');
+/** Extra Node/V8 flags for the contender processes (both alike), e.g. to try a GC setting. */
+const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+
+function child(script: string, extraFlags: string[] = []): ChildProcess {
+  return fork(path.join(__dirname, 'hubspotSync', script), [], { execArgv: ['--expose-gc', ...extraFlags], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 async function main(): Promise<void> {
@@ -61,19 +73,26 @@ async function main(): Promise<void> {
   try {
     const { url } = await fake.call('start', { perTenSeconds: PER_WINDOW, windowMs: WINDOW_MS }, z.object({ url: z.string() }));
     const bound = (PER_WINDOW * 100 * 1000) / WINDOW_MS;
+    const heap = contenderHeap();
+    const flags = [...(heap?.flags ?? []), ...NODE_FLAGS];
+    process.stdout.write(
+      heap
+        ? `Contender heap: a ${heap.instanceMemoryMb.toLocaleString('en')} MB instance's (old generation ${heap.maxOldSpaceMb} MB, semi-space ${heap.maxSemiSpaceMb} MB)\n`
+        : `Contender heap: sized by Node from this machine's memory (BENCH_INSTANCE_MEMORY_MB=host)\n`,
+    );
     const rows: Array<Record<string, unknown>> = [];
     const scenarios = [
       { storage: 'memory' as const, tickets: TICKETS },
       { storage: 'azurite' as const, tickets: AZURITE_TICKETS },
     ].filter((x) => x.tickets > 0);
     for (const scenario of scenarios) {
-      for (const kind of ['engine', 'baseline'] as const) {
+      for (const kind of CONTENDERS) {
         // A storage emulator and a portal of their own per run, seeded identically: no run pays for
         // another's rows (Azurite's table store slows down as tables grow).
         const azurite = await startAzurite();
         stops.push(() => azurite.stop());
         const portal = await fake.call('seedPortal', { tickets: scenario.tickets, contacts: 1000, companies: 200 }, z.object({ hubId: z.number(), token: z.string() }));
-        const proc = child('contender.js');
+        const proc = child('contender.js', flags);
         children.push(proc);
         const c = new Remote(proc);
         await c.call('prepare', { kind, storage: scenario.storage, fakeUrl: url, hubId: portal.hubId, token: portal.token, connectionString: azurite.connectionString, perWindow: PER_WINDOW, windowMs: WINDOW_MS }, z.unknown());
@@ -101,6 +120,7 @@ async function main(): Promise<void> {
           maxCallsInOneWindow: s.maxPerWindowSeen,
           peakRssGrowthMb: r.rssPeakGrowthMb,
           peakHeapGrowthMb: r.heapPeakGrowthMb,
+          peakExternalGrowthMb: r.externalPeakGrowthMb,
           rssAtStartMb: r.rssStartMb,
           fetchOnlySeconds: r.fetchMs === null ? null : round(r.fetchMs / 1000, 2),
           storeSeconds: round(r.storeMs / 1000, 2),
@@ -119,21 +139,40 @@ async function main(): Promise<void> {
       startedAt: started.toISOString(),
       tickets: { inMemoryTables: TICKETS, azurite: AZURITE_TICKETS },
       rateLimit: { callsPerWindow: PER_WINDOW, windowMs: WINDOW_MS, note: "HubSpot's 110 per 10 s, scaled to the same ratio" },
+      contenderHeap: heap ?? 'host',
+      contenderFlags: flags,
       goals: GOALS,
       machine: { node: process.version, platform: `${os.platform()} ${os.arch()}`, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGb: round(os.totalmem() / 1024 ** 3, 1) },
       results: rows,
     };
-    const dir = path.resolve(__dirname, '..', '..', 'bench', 'results');
+    const dir = path.join(ROOT, 'bench', 'results');
     mkdirSync(dir, { recursive: true });
     const file = path.join(dir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
     writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
     printTable(rows);
+    printGoals(rows.find((r) => r['contender'] === 'engine (ours)' && r['tables'] === 'in-memory stand-in'));
     process.stdout.write(`\nResults written to ${path.relative(process.cwd(), file) || file}\n`);
   } finally {
     await fake.call('stop', {}, z.unknown()).catch(() => undefined);
     for (const c of children) if (c.exitCode === null) c.kill();
     for (const stop of stops) await stop().catch(() => undefined);
   }
+}
+
+function contenderHeap(): InstanceHeap | undefined {
+  const v = process.env.BENCH_INSTANCE_MEMORY_MB;
+  if (v === 'host') return undefined;
+  return instanceHeap(v ? Number(v) : deployedInstanceMemoryMb(ROOT));
+}
+
+/** The goals are about our engine's ceiling run (HubSpot's limit sets the pace there, not the store). */
+function printGoals(row: Record<string, unknown> | undefined): void {
+  if (!row) return;
+  const check = (label: string, value: unknown, ok: boolean) => `  ${ok ? 'met    ' : 'MISSED '} ${label}: ${String(value)}\n`;
+  process.stdout.write(`\nGoals, engine on ${Number(row['records']).toLocaleString('en')} tickets:\n`);
+  process.stdout.write(check(`records/s ÷ bound ≥ ${GOALS.boundRatio}`, row['boundRatio'], Number(row['boundRatio']) >= GOALS.boundRatio));
+  process.stdout.write(check(`HubSpot calls per 100 tickets ≤ ${GOALS.callsPer100}`, row['callsPer100Tickets'], Number(row['callsPer100Tickets']) <= GOALS.callsPer100));
+  process.stdout.write(check(`peak RSS growth ≤ ${GOALS.rssGrowthMb} MB`, `${String(row['peakRssGrowthMb'])} MB`, Number(row['peakRssGrowthMb']) <= GOALS.rssGrowthMb));
 }
 
 function round(n: number, digits: number): number {

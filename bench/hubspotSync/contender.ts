@@ -63,15 +63,25 @@ class TimedRecordStore extends HubSpotRecordStore {
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
 
 /** Samples RSS while `fn` runs; growth is measured against the RSS right before it. */
-async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; rssStartMb: number; rssPeakGrowthMb: number; heapPeakGrowthMb: number }> {
+async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; rssStartMb: number; rssPeakGrowthMb: number; heapPeakGrowthMb: number; externalPeakGrowthMb: number }> {
   gc();
   const start = process.memoryUsage();
   let peakRss = start.rss;
   let peakHeap = start.heapUsed;
+  let peakExternal = start.external;
+  // BENCH_MEMORY_TRACE=1: where the growth is, twice a second (V8 heap, external buffers, the rest).
+  const trace = process.env.BENCH_MEMORY_TRACE === '1';
+  let lastTrace = 0;
   const timer = setInterval(() => {
     const m = process.memoryUsage();
     if (m.rss > peakRss) peakRss = m.rss;
     if (m.heapUsed > peakHeap) peakHeap = m.heapUsed;
+    if (m.external > peakExternal) peakExternal = m.external;
+    if (trace && performance.now() - lastTrace >= 500) {
+      lastTrace = performance.now();
+      const d = (a: number, b: number) => (Math.round(((a - b) / 1024 / 1024) * 10) / 10).toFixed(1);
+      process.stderr.write(`  memory +MB: rss ${d(m.rss, start.rss)}, heap total ${d(m.heapTotal, start.heapTotal)}, heap used ${d(m.heapUsed, start.heapUsed)}, external ${d(m.external, start.external)}\n`);
+    }
   }, 10);
   const t0 = performance.now();
   try {
@@ -80,8 +90,9 @@ async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number
     const m = process.memoryUsage();
     peakRss = Math.max(peakRss, m.rss);
     peakHeap = Math.max(peakHeap, m.heapUsed);
+    peakExternal = Math.max(peakExternal, m.external);
     const mb = (b: number) => Math.round((b / 1024 / 1024) * 10) / 10;
-    return { value, ms, rssStartMb: mb(start.rss), rssPeakGrowthMb: mb(peakRss - start.rss), heapPeakGrowthMb: mb(peakHeap - start.heapUsed) };
+    return { value, ms, rssStartMb: mb(start.rss), rssPeakGrowthMb: mb(peakRss - start.rss), heapPeakGrowthMb: mb(peakHeap - start.heapUsed), externalPeakGrowthMb: mb(peakExternal - start.external) };
   } finally {
     clearInterval(timer);
   }
@@ -169,6 +180,7 @@ serve({
         rssStartMb: m.rssStartMb,
         rssPeakGrowthMb: m.rssPeakGrowthMb,
         heapPeakGrowthMb: m.heapPeakGrowthMb,
+        externalPeakGrowthMb: m.externalPeakGrowthMb,
         callerCalls: after.calls - callsBefore.calls,
         rateLimitWaits: after.rateLimitWaits - callsBefore.rateLimitWaits,
         status429: after.status429 - callsBefore.status429,
@@ -200,6 +212,7 @@ serve({
       rssStartMb: m.rssStartMb,
       rssPeakGrowthMb: m.rssPeakGrowthMb,
       heapPeakGrowthMb: m.heapPeakGrowthMb,
+      externalPeakGrowthMb: m.externalPeakGrowthMb,
       callerCalls: null,
       rateLimitWaits: null,
       status429: null,
