@@ -167,6 +167,16 @@ var secretNames = {
 // switched on once its secret exists in Key Vault, since an unresolved reference reaches the app as literal text.
 // ---------------------------------------------------------------------------------------------------------------
 
+// V8's heap for each instance size, as Node sizes it inside a container limited to that memory (old
+// generation = memory / 2, semi-space = old / 128, or old / 256 up to 256 MB). Stated rather than left to
+// Node so the worker gets it even where the limit is not visible to Node, and so production runs with
+// the heap `npm run bench` measures (bench/hubspotSync/instanceHeap.ts; test/unit/infra checks they agree).
+var nodeHeapOptions = {
+  '512': '--max-old-space-size=256 --max-semi-space-size=1'
+  '2048': '--max-old-space-size=1024 --max-semi-space-size=8'
+  '4096': '--max-old-space-size=2048 --max-semi-space-size=16'
+}
+
 var coreSettings = {
   // Host storage (and our tables and queues) through the identity; see also AZURE_CLIENT_ID.
   AzureWebJobsStorage__credential: 'managedidentity'
@@ -194,6 +204,7 @@ var coreSettings = {
   MSGRAPH_AUTHORITY_HOST: msgraphAuthorityHost
   MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES: msgraphSubscriptionLifetimeMinutes
   LOG_LEVEL: logLevel
+  NODE_OPTIONS: nodeHeapOptions[string(instanceMemoryMB)]
 }
 
 var hubspotOAuthSettings = empty(hubspotClientId) ? {} : {

@@ -6,6 +6,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { instanceHeap } from '../../../bench/hubspotSync/instanceHeap';
 import { envSchema } from '../../../src/config/schema';
 import { ALL_QUEUES, ALL_TABLES } from '../../../src/storage/names';
 import {
@@ -79,6 +80,7 @@ export const HOST_SETTINGS: Readonly<Record<string, string>> = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: 'Functions host: telemetry destination',
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Functions host: Entra-authenticated telemetry with the identity',
   AZURE_CLIENT_ID: 'Azure SDK DefaultAzureCredential: which user-assigned identity to use',
+  NODE_OPTIONS: "Node.js: the V8 heap sized for the instance's memory (the heap the benchmark measures)",
 };
 
 /** Deprecated on Flex Consumption (functions-app-settings.md#flex-consumption-plan-deprecations) or secret-bearing. */
@@ -659,6 +661,39 @@ export function checkSettingsParse(repo: Repo): string[] {
         }
       }
     }
+  }
+  return problems;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The worker's V8 heap is the one the benchmark measures
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * NODE_OPTIONS comes from `nodeHeapOptions[string(instanceMemoryMB)]`, with an entry for every instance size
+ * main.bicep allows, each the heap `instanceHeap` (the benchmark) gives that size.
+ */
+export function checkNodeHeap(repo: Repo): string[] {
+  const problems: string[] = [];
+  const fa = file(repo, 'infra/app/functionapp.bicep', problems);
+  if (!fa) return problems;
+  const core = appSettingsGroups(repo, problems).find((g) => g.condition === undefined);
+  expectRaw(problems, 'NODE_OPTIONS', core?.settings.get('NODE_OPTIONS'), 'nodeHeapOptions[string(instanceMemoryMB)]');
+  const table = fa.vars.get('nodeHeapOptions');
+  if (table?.kind !== 'object') {
+    problems.push('functionapp.bicep has no nodeHeapOptions object');
+    return problems;
+  }
+  const param = mainParamFor(repo, 'instanceMemoryMB');
+  const allowedDecorator = param?.decorators.find((d) => d.name === 'allowed');
+  const allowedValue = allowedDecorator ? decoratorValue(allowedDecorator) : undefined;
+  const allowed = allowedValue?.kind === 'array' ? allowedValue.items.map((v) => v.raw.trim()) : [];
+  if (allowed.length === 0 || allowed.some((v) => !/^\d+$/.test(v))) problems.push('main.bicep does not restrict instanceMemoryMB to whole numbers with @allowed');
+  for (const size of allowed) {
+    const raw = rawAt(table, size);
+    const expected = instanceHeap(Number(size)).flags.join(' ');
+    if (raw === undefined) problems.push(`nodeHeapOptions has no entry for an instance of ${size} MB`);
+    else if (stringLiteral(raw) !== expected) problems.push(`nodeHeapOptions['${size}'] is ${raw}, the benchmark's heap for ${size} MB is '${expected}'`);
   }
   return problems;
 }

@@ -17,6 +17,7 @@ import {
   checkHostJson,
   checkLocalSettingsSample,
   checkModuleWiring,
+  checkNodeHeap,
   checkNoSecretsInSettings,
   checkOutputs,
   checkResourceProperties,
@@ -108,6 +109,10 @@ describe('infra/ matches the code', () => {
   // Enforced once the first webhook / OAuth function exists; until then there is nothing to compare with.
   (anyPublishedRouteRegistered(repo) ? it : it.skip)('the functions register the routes infra/ publishes', () => {
     expect(checkRoutesRegistered(repo)).toEqual([]);
+  });
+
+  it("gives the worker the V8 heap the benchmark measures, for every instance size main.bicep allows", () => {
+    expect(checkNodeHeap(repo)).toEqual([]);
   });
 
   it('documents host settings and not-set settings with a reason each', () => {
@@ -337,6 +342,27 @@ describe('the checks fail on a broken copy', () => {
     },
   ];
 
+  cases.push(
+    {
+      what: "the worker's heap differs from the benchmark's for an instance size",
+      edits: [{ file: FA, from: "'2048': '--max-old-space-size=1024 --max-semi-space-size=8'", to: "'2048': '--max-old-space-size=4096 --max-semi-space-size=8'" }],
+      check: checkNodeHeap,
+      expect: /nodeHeapOptions\['2048'\] is '--max-old-space-size=4096 --max-semi-space-size=8', the benchmark's heap for 2048 MB is '--max-old-space-size=1024 --max-semi-space-size=8'/,
+    },
+    {
+      what: 'an allowed instance size has no heap entry',
+      edits: [{ file: 'infra/main.bicep', from: /@allowed\(\[\n  512\n/, to: '@allowed([\n  512\n  1024\n' }],
+      check: checkNodeHeap,
+      expect: /nodeHeapOptions has no entry for an instance of 1024 MB/,
+    },
+    {
+      what: 'NODE_OPTIONS is not taken from the heap table',
+      edits: [{ file: FA, from: 'NODE_OPTIONS: nodeHeapOptions[string(instanceMemoryMB)]', to: "NODE_OPTIONS: '--max-old-space-size=8192'" }],
+      check: checkNodeHeap,
+      expect: /NODE_OPTIONS/,
+    },
+  );
+
   it.each(cases.map((c) => [c.what, c] as const))('%s', (_what, c) => {
     const problems = c.check(brokenCopy(...c.edits));
     expect(problems.join('\n')).toMatch(c.expect);
@@ -344,7 +370,7 @@ describe('the checks fail on a broken copy', () => {
 
   it('an unbroken copy passes every check (the copies differ only by their edits)', () => {
     const copy = brokenCopy();
-    for (const check of [checkTablesAndQueues, checkAppSettingsCoverSchema, checkNoSecretsInSettings, checkRoleAssignments, checkResourceProperties, checkModuleWiring, checkOutputs, checkSettingsParse, checkHostJson, checkAzureYaml]) {
+    for (const check of [checkTablesAndQueues, checkNodeHeap, checkAppSettingsCoverSchema, checkNoSecretsInSettings, checkRoleAssignments, checkResourceProperties, checkModuleWiring, checkOutputs, checkSettingsParse, checkHostJson, checkAzureYaml]) {
       expect({ check: check.name, problems: check(copy) }).toEqual({ check: check.name, problems: [] });
     }
   });
