@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import { fanOut, getHubSpotServices, MAX_WEBHOOK_BODY_BYTES, verifyHubSpotSignature, webhookBatchSchema } from '../connectors/hubspot';
-import { AppError, NotFoundError, UnauthorizedError, ValidationError } from '../platform/errors';
+import { AppError, NotFoundError, ServiceUnavailableError, UnauthorizedError, ValidationError } from '../platform/errors';
 import { httpHandler } from '../platform/http';
 
 /**
@@ -47,6 +47,9 @@ app.http('hubspotWebhook', {
     const hs = getHubSpotServices();
     const result = await fanOut({ accountIndex: hs.accountIndex, processed: services.processed, queues: services.queues, log }, batch.data, correlationId);
     log.info('HubSpot webhook accepted', { signature: check.version, ...result });
+    // Everything else is queued; these events are held by a handler that may have died before queueing
+    // them. HubSpot retries a failed delivery, and by then the claims are confirmed or stale.
+    if (result.inProgress > 0) throw new ServiceUnavailableError(`${result.inProgress} event(s) of this delivery are still being handled; deliver it again later.`, 60);
     return { status: 204 };
   }),
 });

@@ -21,5 +21,5 @@ export { QueueSender, encodeQueueMessage, tenantMessageSchema, MessageTooLargeEr
 export type { TenantMessage } from './queueSender';
 export { IntegrationsRepository, INTEGRATION_TYPES, INTEGRATION_STATUSES, integrationRowSchema } from './repositories/integrations';
 export type { Integration, IntegrationRow, IntegrationStatus, IntegrationType } from './repositories/integrations';
-export { ProcessedStore } from './repositories/processed';
+export { ProcessedStore, type ProvisionalClaim } from './repositories/processed';
 export type { ProcessedRow } from './repositories/processed';

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { startAzurite, type AzuriteInstance } from '../../runner/azurite';
 import { LocalSecretStore, tenantSecretName } from '../../src/secrets';
-import { StorageClients, TABLES, TenantTable, integrationId, partitionKey, tenantId } from '../../src/storage';
+import { eventKey, WEBHOOK_CLAIM_STALE_MS, webhookEventSchema } from '../../src/connectors/hubspot';
+import { ProcessedStore, StorageClients, TABLES, TenantTable, integrationId, partitionKey, tenantId, type ProcessedRow } from '../../src/storage';
 import { startFakeHubSpot, type FakeHubSpot } from '../fakes/hubspot';
 import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
 import { startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
@@ -82,7 +83,7 @@ describe('HubSpot connector end to end', () => {
       .output()
       .split('\n')
       .filter((l) => l.includes('"HubSpot webhook'))
-      .map((l) => JSON.parse(l.slice(l.indexOf('{'))) as { msg: string; queued?: number; duplicates?: number; reason?: string; unrouted?: number });
+      .map((l) => JSON.parse(l.slice(l.indexOf('{'))) as { msg: string; queued?: number; duplicates?: number; reason?: string; unrouted?: number; inProgress?: number });
 
   /** Reads engine-events until `match` is seen (others are dropped); the runner's workers fill it. */
   async function nextEngineEvent(match: (e: CloudEventLike) => boolean, timeoutMs = 60_000): Promise<CloudEventLike> {
@@ -246,6 +247,24 @@ describe('HubSpot connector end to end', () => {
     ]);
     // Nothing of it leaks into a response or a log: no secret, no token.
     expect(host.output()).not.toContain(fake.clientSecret);
+  }, 60_000);
+
+  it('events a dead handler claimed but never queued are not dropped as duplicates: HubSpot is asked to deliver again', async () => {
+    const [ticket] = fake.seed(hubId, 'tickets', 1) as [string];
+    const event = fake.webhookEvent(hubId, { subscriptionType: 'ticket.propertyChange', objectId: ticket, propertyName: 'subject' });
+    // What a handler leaves behind when its process dies after claiming: a young, unconfirmed claim.
+    const processed = new ProcessedStore(new TenantTable<ProcessedRow>(clients.table(TABLES.processed)));
+    expect(await processed.claimProvisional('hubspot-webhook', tenantId(A), `${integration}:${eventKey(webhookEventSchema.parse(event))}`, { staleAfterMs: WEBHOOK_CLAIM_STALE_MS })).toBe('claimed');
+    const accepted = () => webhookLogs().filter((l) => l.msg === 'HubSpot webhook accepted');
+    const before = accepted().length;
+    await clients.queue('hubspot-events').clearMessages();
+
+    const res = await send([event]);
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('60');
+    expect(res.headers.get('content-type')).toContain('application/problem+json');
+    expect(accepted().slice(before).map((l) => [l.queued, l.duplicates, l.inProgress])).toEqual([[0, 0, 1]]);
+    expect((await clients.queue('hubspot-events').peekMessages({ numberOfMessages: 32 })).peekedMessageItems).toHaveLength(0);
   }, 60_000);
 
   it('contacts and companies pushed by the engine are upserted and come back with their HubSpot ids', async () => {

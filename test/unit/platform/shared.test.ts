@@ -37,6 +37,39 @@ describe('ProcessedStore', () => {
     await store.release('hubspot', tenantId('t1'), 'evt/1');
     expect(await store.claim('hubspot', tenantId('t1'), 'evt/1')).toBe(true);
   });
+
+  it('a provisional claim is pending until confirmed, done after, and taken over once stale by exactly one caller', async () => {
+    let clock = 1_000_000;
+    const store = new ProcessedStore(new TenantTable<ProcessedRow>(az.clients.table(TABLES.processed)), () => clock);
+    const t = tenantId('t-prov');
+    const opts = { staleAfterMs: 60_000 };
+    expect(await store.claimProvisional('hs', t, 'e1', opts)).toBe('claimed');
+    expect(await store.claimProvisional('hs', t, 'e1', opts)).toBe('pending');
+    await store.confirm('hs', t, ['e1']);
+    clock += 120_000;
+    expect(await store.claimProvisional('hs', t, 'e1', opts)).toBe('done');
+
+    // A holder that died before confirming: young, the claim is still its own; stale, one retry takes it.
+    expect(await store.claimProvisional('hs', t, 'e2', opts)).toBe('claimed');
+    clock += 59_000;
+    expect(await store.claimProvisional('hs', t, 'e2', opts)).toBe('pending');
+    clock += 2_000;
+    const racers = await Promise.all(Array.from({ length: 5 }, () => store.claimProvisional('hs', t, 'e2', opts)));
+    expect(racers.filter((r) => r === 'claimed')).toHaveLength(1);
+    expect(racers.filter((r) => r === 'pending')).toHaveLength(4);
+    // The new holder's claim is young again.
+    expect(await store.claimProvisional('hs', t, 'e2', opts)).toBe('pending');
+
+    // Confirming is per tenant: another tenant's id of the same name is untouched.
+    expect(await store.claimProvisional('hs', tenantId('t-other'), 'e3', opts)).toBe('claimed');
+    await store.confirm('hs', t, ['e3']);
+    clock += 61_000;
+    expect(await store.claimProvisional('hs', tenantId('t-other'), 'e3', opts)).toBe('claimed');
+    // A plain claim (no pending flag) counts as done.
+    expect(await store.claim('hs', t, 'e4')).toBe(true);
+    clock += 120_000;
+    expect(await store.claimProvisional('hs', t, 'e4', opts)).toBe('done');
+  });
 });
 
 describe('EngineEventPublisher', () => {

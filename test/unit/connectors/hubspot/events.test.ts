@@ -6,11 +6,12 @@ import {
   processEventsMessage,
   upsertCompanies,
   upsertContacts,
+  WEBHOOK_CLAIM_STALE_MS,
   webhookBatchSchema,
   type HubSpotEventsMessage,
 } from '../../../../src/connectors/hubspot';
 import { cloudEventSchema } from '../../../../src/platform/events';
-import { QUEUES, tenantId, type IntegrationId, type TenantId } from '../../../../src/storage';
+import { ProcessedStore, QUEUES, TABLES, TenantTable, tenantId, type IntegrationId, type ProcessedRow, type QueueSender, type TenantId } from '../../../../src/storage';
 import { hubspotWorld, type HubSpotWorld } from './helpers';
 
 interface Ev {
@@ -77,6 +78,40 @@ describe('HubSpot webhook events', () => {
     // HubSpot retries the same delivery (next attemptNumber): nothing is queued again.
     const replay = batch(events.map((e) => ({ ...e, attemptNumber: 1 })));
     expect(await fanOut(deps(), replay, 'd2')).toMatchObject({ queued: 0, duplicates: 2, messages: 0 });
+    expect(await messages()).toEqual([]);
+  });
+
+  it('a handler that dies between claiming and queueing loses nothing: the retry is asked to come back, then takes the claims over', async () => {
+    const [t1] = w.fake.seed(hubId, 'tickets', 1) as [string];
+    const events = batch([w.fake.webhookEvent(hubId, { subscriptionType: 'ticket.propertyChange', objectId: t1, propertyName: 'subject', propertyValue: 'y' })]);
+    let clock = Date.now();
+    const table = new TenantTable<ProcessedRow>(w.base.storage.table(TABLES.processed));
+    // The process dies after claiming: its queue write never lands and it gives nothing back.
+    class DiesBeforeRelease extends ProcessedStore {
+      override async release(): Promise<void> {
+        throw new Error('process died');
+      }
+    }
+    const dead = { send: async () => Promise.reject(new Error('process died')) } as unknown as QueueSender;
+    await expect(fanOut({ ...deps(), processed: new DiesBeforeRelease(table, () => clock), queues: dead }, events, 'd-crash')).rejects.toThrow('process died');
+    expect(await messages()).toEqual([]);
+
+    const processed = new ProcessedStore(table, () => clock);
+    const retry = batch(events.map((e) => ({ ...e, attemptNumber: 1 })));
+    // HubSpot retries within the minute. The dead handler got as far as claiming for the first of the two
+    // integrations: that claim may still be someone's work, so it is neither queued nor called a duplicate
+    // (the delivery is not acknowledged); the other integration, never claimed, is queued now.
+    expect(await fanOut({ ...deps(), processed }, retry, 'd-retry-1')).toMatchObject({ queued: 1, duplicates: 0, inProgress: 1 });
+    const first = (await messages()).map((m) => m.integrationId);
+    expect(first).toHaveLength(1);
+    // A later retry finds the claim stale and queues the event for the integration it held.
+    clock += WEBHOOK_CLAIM_STALE_MS + 1_000;
+    expect(await fanOut({ ...deps(), processed }, retry, 'd-retry-2')).toMatchObject({ queued: 1, duplicates: 1, inProgress: 0 });
+    const second = (await messages()).map((m) => m.integrationId);
+    expect([...first, ...second].sort()).toEqual([a, b].sort());
+    // Queued means confirmed: any further replay, however late, is a duplicate.
+    clock += 10 * WEBHOOK_CLAIM_STALE_MS;
+    expect(await fanOut({ ...deps(), processed }, retry, 'd-retry-3')).toMatchObject({ queued: 0, duplicates: 2, inProgress: 0 });
     expect(await messages()).toEqual([]);
   });
 
