@@ -27,7 +27,8 @@ import { Remote } from './hubspotSync/ipc';
  * Each contender gets the V8 heap of the instance the app is deployed on (`instanceMemoryMB` in
  * infra/main.bicep, 2,048 MB; see `instanceHeap.ts`), not the one Node would size from this machine's
  * memory; BENCH_INSTANCE_MEMORY_MB picks another size, `host` keeps Node's own sizing.
- * BENCH_CONTENDERS (engine,baseline) and BENCH_NODE_FLAGS (extra flags for both) are for experiments.
+ * BENCH_CONTENDERS (engine,baseline), BENCH_NODE_FLAGS (extra flags for both) and BENCH_LATENCY_MS (added to
+ * every CRM call of the fake) are for experiments.
  */
 
 const TICKETS = Number(process.env.BENCH_TICKETS ?? 100_000);
@@ -35,6 +36,8 @@ const TICKETS = Number(process.env.BENCH_TICKETS ?? 100_000);
 const AZURITE_TICKETS = Number(process.env.BENCH_AZURITE_TICKETS ?? 10_000);
 const PER_WINDOW = Number(process.env.BENCH_PER_WINDOW ?? 110);
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 1000);
+/** Extra time the fake takes per CRM call (it answers a page in ≈ 9 ms here, ≈ 90 ms at HubSpot's scale). */
+const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 0);
 const GOALS = { boundRatio: 0.95, callsPer100: 1.02, rssGrowthMb: 64 };
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -71,7 +74,8 @@ async function main(): Promise<void> {
   const children: ChildProcess[] = [fakeProc];
   const stops: Array<() => Promise<void>> = [];
   try {
-    const { url } = await fake.call('start', { perTenSeconds: PER_WINDOW, windowMs: WINDOW_MS }, z.object({ url: z.string() }));
+    const { url } = await fake.call('start', { perTenSeconds: PER_WINDOW, windowMs: WINDOW_MS, latencyMs: LATENCY_MS }, z.object({ url: z.string() }));
+    if (LATENCY_MS > 0) process.stdout.write(`Fake HubSpot: ${LATENCY_MS} ms added to every CRM call\n`);
     const bound = (PER_WINDOW * 100 * 1000) / WINDOW_MS;
     const heap = contenderHeap();
     const flags = [...(heap?.flags ?? []), ...NODE_FLAGS];
@@ -139,6 +143,7 @@ async function main(): Promise<void> {
       startedAt: started.toISOString(),
       tickets: { inMemoryTables: TICKETS, azurite: AZURITE_TICKETS },
       rateLimit: { callsPerWindow: PER_WINDOW, windowMs: WINDOW_MS, note: "HubSpot's 110 per 10 s, scaled to the same ratio" },
+      addedLatencyMs: LATENCY_MS,
       contenderHeap: heap ?? 'host',
       contenderFlags: flags,
       goals: GOALS,

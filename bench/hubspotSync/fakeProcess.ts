@@ -15,8 +15,10 @@ function need(): FakeHubSpot {
 
 serve({
   async start(args) {
-    const a = z.object({ perTenSeconds: z.number(), windowMs: z.number() }).parse(args);
+    const a = z.object({ perTenSeconds: z.number(), windowMs: z.number(), latencyMs: z.number().nonnegative().default(0) }).parse(args);
     fake = await startFakeHubSpot({ rateLimit: { perTenSeconds: a.perTenSeconds, windowMs: a.windowMs, searchPerSecond: 5 } });
+    // A slower HubSpot: every CRM call waits this long before it is served (and counted in the window).
+    if (a.latencyMs > 0) fake.injectFault({ match: /^\w+ \/crm\//, delayMs: a.latencyMs, times: Number.MAX_SAFE_INTEGER });
     return { url: fake.url };
   },
   async seedPortal(args) {
