@@ -72,7 +72,8 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
   const faults: Array<FakeFault & { remaining: number }> = [];
   let baseUrl = '';
 
-  const stats: FakeHubSpotStats = { requests: 0, byRoute: {}, rateLimited: 0, maxPerWindowSeen: 0, revokedTokens: [], legacyOauthCalls: 0, searchRequests: 0, faultsInjected: 0 };
+  const stats: FakeHubSpotStats = { requests: 0, byRoute: {}, rateLimited: 0, maxPerWindowSeen: 0, maxInFlight: 0, revokedTokens: [], legacyOauthCalls: 0, searchRequests: 0, faultsInjected: 0 };
+  let inFlight = 0;
 
   const oauth = new OAuthState(
     { clientId, clientSecret, appId, ttlSeconds: opts.accessTokenTtlSeconds ?? 1800, rotateRefreshTokens: opts.rotateRefreshTokens ?? false },
@@ -209,6 +210,9 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
   }
 
   const server = http.createServer((req, res) => {
+    inFlight++;
+    stats.maxInFlight = Math.max(stats.maxInFlight, inFlight);
+    res.once('close', () => inFlight--);
     handle(req, res).catch((e: unknown) => {
       if (res.headersSent || res.destroyed) return;
       send(res, hubspotError(500, 'INTERNAL_ERROR', `fake HubSpot failed: ${(e as Error).message}`));
@@ -356,7 +360,7 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     },
     stats: () => ({ ...stats, byRoute: { ...stats.byRoute }, revokedTokens: [...oauth.revokedViaApi] }),
     resetStats() {
-      Object.assign(stats, { requests: 0, byRoute: {}, rateLimited: 0, maxPerWindowSeen: 0, legacyOauthCalls: 0, searchRequests: 0, faultsInjected: 0 });
+      Object.assign(stats, { requests: 0, byRoute: {}, rateLimited: 0, maxPerWindowSeen: 0, maxInFlight: inFlight, legacyOauthCalls: 0, searchRequests: 0, faultsInjected: 0 });
       limiter.maxPerWindowSeen = 0;
       oauth.revokedViaApi.length = 0;
     },

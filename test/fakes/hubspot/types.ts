@@ -56,6 +56,8 @@ export interface FakeHubSpotStats {
   rateLimited: number;
   /** Most requests a client *sent* (accepted or not) inside one rolling window for one portal and app; above the limit means the client overran it. */
   maxPerWindowSeen: number;
+  /** Most requests being served at the same moment (any portal). */
+  maxInFlight: number;
   /** Refresh tokens revoked through the API (legacy DELETE or date-versioned revoke). */
   revokedTokens: string[];
   /** Calls to `/oauth/v1/*`, which stop working on 2027-02-16. */

@@ -350,6 +350,9 @@ class Job {
   private readonly deadline: number;
   private pagesThisInvocation = 0;
   private labels: PipelineLabels | undefined;
+  /** Set by the first chain that fails: the others stop at their next page. */
+  private stopping = false;
+  private renewing: Promise<void> | undefined;
   private readonly statsAtStart: HubSpotCallStats;
   private readonly runAtStart: RunRow;
   private leaseRenewedAt: number;
@@ -384,21 +387,44 @@ class Job {
     return this.integration.externalAccountId ?? this.caller.portalId;
   }
 
-  /** True when every object type is done; false when the budget ran out first. */
+  /**
+   * True when every object type is done; false when the budget ran out first. The types run side by side:
+   * each is one chain of pages (every cursor comes from the previous answer), so one chain waits a whole
+   * round trip per page and, against a HubSpot slower than the window's share per call, cannot spend the
+   * portal's budget alone; the limiter and the storage budget pace the chains together. The first failure
+   * stops the other chains at their next page (their pages so far are stored), then surfaces.
+   */
   async execute(): Promise<boolean> {
-    for (const type of runObjectTypes(this.run)) {
-      this.run.currentType = type;
-      const st = await this.state.getType(this.t, this.i, type);
-      const full = this.run.syncType === 'full' || st.watermarkMs === undefined || (st.fullSyncId === this.run.syncId && st.fullPhase !== undefined);
-      const done = full ? await this.fullType(type, st) : await this.incrementalType(type, st);
-      if (!done) return false;
-    }
+    const types = runObjectTypes(this.run);
+    // The status shows the first type not finished yet (a job that stops early leaves it there).
+    const unfinished = new Set<SyncObjectType>(types);
+    this.run.currentType = types[0];
+    const one = async (type: SyncObjectType): Promise<boolean> => {
+      try {
+        const st = await this.state.getType(this.t, this.i, type);
+        const full = this.run.syncType === 'full' || st.watermarkMs === undefined || (st.fullSyncId === this.run.syncId && st.fullPhase !== undefined);
+        const done = full ? await this.fullType(type, st) : await this.incrementalType(type, st);
+        if (done) {
+          unfinished.delete(type);
+          this.run.currentType = types.find((t) => unfinished.has(t));
+        }
+        return done;
+      } catch (err) {
+        this.stopping = true;
+        throw err;
+      }
+    };
+    const results = await Promise.allSettled(types.map(one));
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) throw failure.reason;
+    if (results.some((r) => r.status === 'fulfilled' && !r.value)) return false;
     this.run.currentType = undefined;
     this.progress();
     return true;
   }
 
   private outOfTime(): boolean {
+    if (this.stopping) return true;
     // Every invocation moves at least one page, so a tiny budget still finishes.
     return this.pagesThisInvocation > 0 && this.now >= this.deadline;
   }
@@ -427,10 +453,20 @@ class Job {
   private async checkpoint(type: SyncObjectType, st: TypeState): Promise<void> {
     this.progress();
     await this.state.checkpoint(this.t, this.i, type, st, this.run);
-    if (this.now - this.leaseRenewedAt > this.engine.options.leaseTtlMs / 3) {
-      this.lease = await this.deps.leases.renew(this.lease, this.engine.options.leaseTtlMs);
-      this.leaseRenewedAt = this.now;
-    }
+    if (this.now - this.leaseRenewedAt > this.engine.options.leaseTtlMs / 3) await this.renewLease();
+  }
+
+  /** One renewal at a time: the lease's ETag changes with each, so two chains renewing at once would collide. */
+  private renewLease(): Promise<void> {
+    this.renewing ??= (async () => {
+      try {
+        this.lease = await this.deps.leases.renew(this.lease, this.engine.options.leaseTtlMs);
+        this.leaseRenewedAt = this.now;
+      } finally {
+        this.renewing = undefined;
+      }
+    })();
+    return this.renewing;
   }
 
   /**

@@ -29,6 +29,8 @@ describe('HubSpot sync engine', () => {
   });
 
   afterEach(async () => {
+    // A fault a test left unused must not meet the next test's requests.
+    fake.clearFaults();
     await drainQueue(clients, 'engine-events');
     await drainQueue(clients, 'hubspot-sync');
   });
@@ -112,6 +114,60 @@ describe('HubSpot sync engine', () => {
     expect(events[0]?.data).toMatchObject({ syncId: run.syncId, status: 'completed', records: 1055 });
     const integration = await k.integrations.get(s.t, s.i);
     expect(integration?.lastSyncAt).toBeDefined();
+  });
+
+  it('the object types are read side by side, one chain each, within the same budget', async () => {
+    const s = await setup();
+    fake.seed(s.hubId, 'tickets', 500);
+    fake.seed(s.hubId, 'contacts', 500);
+    fake.seed(s.hubId, 'companies', 500);
+    // A slower HubSpot, so that a chain waiting for its page is visible to the others.
+    fake.injectFault({ match: /^GET \/crm\/v3\/objects\//, delayMs: 25, times: 1_000 });
+    fake.resetStats();
+    const run = await fullSync(s);
+    expect(run.outcomes).toEqual(['completed']);
+    const stats = fake.stats();
+    // Read one after another, at most two requests would overlap (a page and the pipelines lookup).
+    expect(stats.maxInFlight).toBeGreaterThanOrEqual(3);
+    for (const type of ['tickets', 'contacts', 'companies']) expect(stats.byRoute[`GET /crm/v3/objects/${type}`]).toBe(5 + 1);
+    expect(stats.rateLimited).toBe(0);
+    const st = await syncStatus(clients, s.t, s.i, { events: 1 });
+    expect(st.sync).toMatchObject({ state: 'completed', records: 1500, current_object_type: null });
+  });
+
+  it('a type that fails stops the others at their next page; the retry resumes every type from its checkpoint', async () => {
+    const s = await setup();
+    fake.seed(s.hubId, 'tickets', 800);
+    const contacts = fake.seed(s.hubId, 'contacts', 800);
+    fake.seed(s.hubId, 'companies', 800);
+    // Contacts' second live page fails past every retry (a request meets the first fault that matches).
+    fake.injectFault({ match: new RegExp(`GET /crm/v3/objects/contacts\\?.*after=${contacts[100]}(&|$)`), status: 503, times: 3 });
+    fake.injectFault({ match: /^GET \/crm\/v3\/objects\//, delayMs: 20, times: 1_000 });
+    fake.resetStats();
+    const r = await requestSync(deps(), s.t, s.i, { syncType: 'full', trigger: 'api' });
+    if (!r.started) throw new Error('not started');
+    await drainQueue(clients, 'hubspot-sync');
+    const msg = { tenantId: s.t, integrationId: s.i, syncId: r.syncId, syncType: 'full' as const, objectTypes: ['tickets' as const, 'contacts' as const, 'companies' as const] };
+    const engine = k.engine(s.caller);
+    await expect(engine.runJob(msg, { dequeueCount: 1 })).rejects.toMatchObject({ code: 503 });
+    // The other chains stopped rather than reading to the end (8 live pages and 1 archived page each).
+    const first = fake.stats().byRoute;
+    expect(first['GET /crm/v3/objects/tickets']).toBeLessThan(9);
+    expect(first['GET /crm/v3/objects/companies']).toBeLessThan(9);
+    const seen = await Promise.all((['tickets', 'contacts', 'companies'] as const).map(async (t) => (await state().getType(s.t, s.i, t)).fullSeen ?? 0));
+    expect(seen[1]).toBe(100);
+
+    fake.resetStats();
+    expect((await engine.runJob(msg, { dequeueCount: 2 })).outcome).toBe('completed');
+    const second = fake.stats().byRoute;
+    // Each type went on from its checkpoint: 8 live pages and 1 archived page in all, none read twice.
+    const lists = (t: string) => (first[`GET /crm/v3/objects/${t}`] ?? 0) + (second[`GET /crm/v3/objects/${t}`] ?? 0);
+    expect(lists('tickets')).toBe(9);
+    expect(lists('companies')).toBe(9);
+    // Contacts: the failed page was asked 3 times (not counted as read) and read once on the retry.
+    expect(lists('contacts')).toBe(9 + 3);
+    const st = await syncStatus(clients, s.t, s.i, { events: 1 });
+    expect(st.sync).toMatchObject({ state: 'completed', records: 2400 });
   });
 
   it('a later full sync announces only what changed, tombstones archived objects, and keeps the counters right', async () => {
@@ -248,7 +304,8 @@ describe('HubSpot sync engine', () => {
     // Page 4 of the live list (it starts after the 300th ticket) fails past every retry.
     fake.injectFault({ match: new RegExp(`GET /crm/v3/objects/tickets\\?.*after=${ids[300]}(&|$)`), status: 503, times: 3 });
     const engine = k.engine(s.caller);
-    await expect(engine.runJob(msg, { dequeueCount: 1 })).rejects.toMatchObject({ code: 503 });
+    const dbg = await engine.runJob(msg, { dequeueCount: 1 }).catch((e: unknown) => e); console.log("DBG", String(dbg), (dbg as {code?: unknown}).code, (dbg as {outcome?: string}).outcome);
+    await expect(Promise.reject(dbg)).rejects.toMatchObject({ code: 503 });
     const mid = await state().getType(s.t, s.i, 'tickets');
     expect(mid).toMatchObject({ fullSyncId: r.syncId, fullPhase: 'live', fullSeen: 300 });
     expect((await state().getRun(s.t, s.i))?.run).toMatchObject({ status: 'running', pages: 3 });
