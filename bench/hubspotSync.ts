@@ -27,8 +27,9 @@ import { Remote } from './hubspotSync/ipc';
  * Each contender gets the V8 heap of the instance the app is deployed on (`instanceMemoryMB` in
  * infra/main.bicep, 2,048 MB; see `instanceHeap.ts`), not the one Node would size from this machine's
  * memory; BENCH_INSTANCE_MEMORY_MB picks another size, `host` keeps Node's own sizing.
- * BENCH_CONTENDERS (engine,baseline), BENCH_NODE_FLAGS (extra flags for both) and BENCH_LATENCY_MS (added to
- * every CRM call of the fake) are for experiments.
+ * BENCH_CONTENDERS (engine,baseline), BENCH_NODE_FLAGS (extra flags for both), BENCH_LATENCY_MS (added to
+ * every CRM call of the fake) and BENCH_OBJECT_TYPES=all (as many contacts and companies as tickets, all
+ * three synced) are for experiments.
  */
 
 const TICKETS = Number(process.env.BENCH_TICKETS ?? 100_000);
@@ -36,6 +37,8 @@ const TICKETS = Number(process.env.BENCH_TICKETS ?? 100_000);
 const AZURITE_TICKETS = Number(process.env.BENCH_AZURITE_TICKETS ?? 10_000);
 const PER_WINDOW = Number(process.env.BENCH_PER_WINDOW ?? 110);
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 1000);
+/** `all`: the portal also holds as many contacts and companies as tickets, and each contender syncs the three. */
+const OBJECT_TYPES = process.env.BENCH_OBJECT_TYPES === 'all' ? (['tickets', 'contacts', 'companies'] as const) : (['tickets'] as const);
 /** Extra time the fake takes per CRM call (it answers a page in ≈ 9 ms here, ≈ 90 ms at HubSpot's scale). */
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 0);
 const GOALS = { boundRatio: 0.95, callsPer100: 1.02, rssGrowthMb: 64 };
@@ -95,15 +98,16 @@ async function main(): Promise<void> {
         // another's rows (Azurite's table store slows down as tables grow).
         const azurite = await startAzurite();
         stops.push(() => azurite.stop());
-        const portal = await fake.call('seedPortal', { tickets: scenario.tickets, contacts: 1000, companies: 200 }, z.object({ hubId: z.number(), token: z.string() }));
+        const others = OBJECT_TYPES.length > 1 ? scenario.tickets : undefined;
+        const portal = await fake.call('seedPortal', { tickets: scenario.tickets, contacts: others ?? 1000, companies: others ?? 200 }, z.object({ hubId: z.number(), token: z.string() }));
         const proc = child('contender.js', flags);
         children.push(proc);
         const c = new Remote(proc);
-        await c.call('prepare', { kind, storage: scenario.storage, fakeUrl: url, hubId: portal.hubId, token: portal.token, connectionString: azurite.connectionString, perWindow: PER_WINDOW, windowMs: WINDOW_MS }, z.unknown());
+        await c.call('prepare', { kind, storage: scenario.storage, fakeUrl: url, hubId: portal.hubId, token: portal.token, connectionString: azurite.connectionString, perWindow: PER_WINDOW, windowMs: WINDOW_MS, objectTypes: [...OBJECT_TYPES] }, z.unknown());
         // Let the warm-up call leave the rate window before the clock starts.
         await new Promise((r) => setTimeout(r, WINDOW_MS + 100));
         await fake.call('resetStats', {}, z.unknown());
-        process.stdout.write(`  ${scenario.tickets.toLocaleString('en')} tickets, ${scenario.storage} tables: running ${kind}…\n`);
+        process.stdout.write(`  ${scenario.tickets.toLocaleString('en')} tickets${OBJECT_TYPES.length > 1 ? ', as many contacts and companies' : ''}, ${scenario.storage} tables: running ${kind}…\n`);
         const r = await c.call('run', {}, resultSchema);
         const s = await fake.call('stats', {}, statsSchema);
         await c.call('stop', {}, z.unknown()).catch(() => undefined);
@@ -144,6 +148,7 @@ async function main(): Promise<void> {
       tickets: { inMemoryTables: TICKETS, azurite: AZURITE_TICKETS },
       rateLimit: { callsPerWindow: PER_WINDOW, windowMs: WINDOW_MS, note: "HubSpot's 110 per 10 s, scaled to the same ratio" },
       addedLatencyMs: LATENCY_MS,
+      objectTypes: [...OBJECT_TYPES],
       contenderHeap: heap ?? 'host',
       contenderFlags: flags,
       goals: GOALS,
@@ -174,7 +179,7 @@ function contenderHeap(): InstanceHeap | undefined {
 function printGoals(row: Record<string, unknown> | undefined): void {
   if (!row) return;
   const check = (label: string, value: unknown, ok: boolean) => `  ${ok ? 'met    ' : 'MISSED '} ${label}: ${String(value)}\n`;
-  process.stdout.write(`\nGoals, engine on ${Number(row['records']).toLocaleString('en')} tickets:\n`);
+  process.stdout.write(`\nGoals, engine on ${Number(row['records']).toLocaleString('en')} records:\n`);
   process.stdout.write(check(`records/s ÷ bound ≥ ${GOALS.boundRatio}`, row['boundRatio'], Number(row['boundRatio']) >= GOALS.boundRatio));
   process.stdout.write(check(`HubSpot calls per 100 tickets ≤ ${GOALS.callsPer100}`, row['callsPer100Tickets'], Number(row['callsPer100Tickets']) <= GOALS.callsPer100));
   process.stdout.write(check(`peak RSS growth ≤ ${GOALS.rssGrowthMb} MB`, `${String(row['peakRssGrowthMb'])} MB`, Number(row['peakRssGrowthMb']) <= GOALS.rssGrowthMb));

@@ -35,6 +35,7 @@ const setupSchema = z.object({
   connectionString: z.string(),
   perWindow: z.number(),
   windowMs: z.number(),
+  objectTypes: z.array(z.enum(['tickets', 'contacts', 'companies'])).min(1),
 });
 type Setup = z.infer<typeof setupSchema>;
 
@@ -160,7 +161,7 @@ serve({
         },
         { budgetMs: 9 * 60_000 },
       );
-      const started = await requestSync({ storage: st, queues }, t, i, { syncType: 'full', trigger: 'api', objectTypes: ['tickets'] });
+      const started = await requestSync({ storage: st, queues }, t, i, { syncType: 'full', trigger: 'api', objectTypes: setup.objectTypes });
       if (!started.started) throw new Error('sync not started');
       const q = st.queue('hubspot-sync');
       const got = (await q.receiveMessages({ numberOfMessages: 1, visibilityTimeout: 600 })).receivedMessageItems[0];
@@ -172,9 +173,11 @@ serve({
       const out = m.value;
       if (out.outcome !== 'completed') throw new Error(`sync ended ${out.outcome}`);
       const after = c.stats();
-      const counts = await new HubSpotRecordStore(st).counts(t, i, 'tickets');
+      const store2 = new HubSpotRecordStore(st);
+      let records = 0;
+      for (const type of setup.objectTypes) records += Object.values(await store2.counts(t, i, type)).reduce((a, b) => a + b, 0);
       return {
-        records: Object.values(counts).reduce((a, b) => a + b, 0),
+        records,
         ms: m.ms,
         fetchMs: null,
         rssStartMb: m.rssStartMb,
@@ -189,21 +192,27 @@ serve({
         storeWrites: store.commits,
       };
     }
-    const api = (client as Client).crm.tickets;
+    const c = client as Client;
     const i = integrationId('baseline');
     const records = new TimedRecordStore(st);
-    const spec = OBJECT_SPECS.tickets;
+    const types = setup.objectTypes;
     let fetchMs = 0;
     const m = await measured(async () => {
-      const t0 = performance.now();
-      const all = await api.getAll(100, undefined, [...spec.properties], undefined, [...spec.associations]);
-      fetchMs = performance.now() - t0;
-      // The same store as the engine, written after the fetch (getAll hands over everything at once).
-      for (let k = 0; k < all.length; k += 100) {
-        const objects = all.slice(k, k + 100).map((o) => toHubSpotObject('tickets', hubSpotObjectSchema.parse(o)));
-        await records.apply(t, i, 'tickets', objects, { assumeNew: true });
+      let n = 0;
+      // One type after the other, as a getAll user would.
+      for (const type of types) {
+        const spec = OBJECT_SPECS[type];
+        const t0 = performance.now();
+        const all = await c.crm[type].getAll(100, undefined, [...spec.properties], undefined, spec.associations.length > 0 ? [...spec.associations] : undefined);
+        fetchMs += performance.now() - t0;
+        // The same store as the engine, written after the fetch (getAll hands over everything at once).
+        for (let k = 0; k < all.length; k += 100) {
+          const objects = all.slice(k, k + 100).map((o) => toHubSpotObject(type, hubSpotObjectSchema.parse(o)));
+          await records.apply(t, i, type, objects, { assumeNew: true });
+        }
+        n += all.length;
       }
-      return all.length;
+      return n;
     });
     return {
       records: m.value,
