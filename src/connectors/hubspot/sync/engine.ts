@@ -353,6 +353,7 @@ class Job {
   /** Set by the first chain that fails: the others stop at their next page. */
   private stopping = false;
   private renewing: Promise<void> | undefined;
+  private readonly estimates: Array<Promise<void>> = [];
   private readonly statsAtStart: HubSpotCallStats;
   private readonly runAtStart: RunRow;
   private leaseRenewedAt: number;
@@ -415,6 +416,7 @@ class Job {
       }
     };
     const results = await Promise.allSettled(types.map(one));
+    await Promise.all(this.estimates); // they never reject; settled before the job reports its run
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) throw failure.reason;
     if (results.some((r) => r.status === 'fulfilled' && !r.value)) return false;
@@ -527,12 +529,15 @@ class Job {
         fullStartedAtMs: this.now,
         fullInitial: st.lastFullCompletedAtMs === undefined && Object.keys(counts).length === 0,
       };
-      try {
-        const total = await countObjects(this.caller, type);
-        this.run.estimatedTotal = (this.run.estimatedTotal ?? 0) + total;
-      } catch (err) {
-        this.log.warn('could not estimate the object count', { objectType: type, error: err });
-      }
+      // The count only feeds the ETA: it runs beside the first pages instead of before them.
+      this.estimates.push(
+        countObjects(this.caller, type).then(
+          (total) => {
+            this.run.estimatedTotal = (this.run.estimatedTotal ?? 0) + total;
+          },
+          (err: unknown) => this.log.warn('could not estimate the object count', { objectType: type, error: err }),
+        ),
+      );
       await this.checkpoint(type, st);
     }
     const seenCounts: Record<string, number> = JSON.parse(st.fullCounts) as Record<string, number>;
