@@ -173,9 +173,8 @@ serve({
       const out = m.value;
       if (out.outcome !== 'completed') throw new Error(`sync ended ${out.outcome}`);
       const after = c.stats();
-      const store2 = new HubSpotRecordStore(st);
       let records = 0;
-      for (const type of setup.objectTypes) records += Object.values(await store2.counts(t, i, type)).reduce((a, b) => a + b, 0);
+      for (const type of setup.objectTypes) records += Object.values(await store.counts(t, i, type)).reduce((a, b) => a + b, 0);
       return {
         records,
         ms: m.ms,

@@ -1,5 +1,5 @@
 import { app } from '@azure/functions';
-import { acceptNotifications, getGraphServices, readNotificationBody, validationResponse } from '../connectors/msgraph';
+import { getGraphServices, receiveNotificationRequest } from '../connectors/msgraph';
 import { httpHandler } from '../platform/http';
 
 /**
@@ -10,12 +10,5 @@ app.http('graphNotifications', {
   methods: ['POST'],
   route: 'webhooks/graph',
   authLevel: 'anonymous',
-  handler: httpHandler({ auth: 'anonymous' }, async ({ request, log }) => {
-    const validation = validationResponse(request);
-    if (validation) return validation;
-    const raw = await readNotificationBody(request);
-    if (raw === undefined) return { status: 413 };
-    const result = await acceptNotifications(getGraphServices(), raw, 'change', log);
-    return { status: result.status };
-  }),
+  handler: httpHandler({ auth: 'anonymous' }, ({ request, log }) => receiveNotificationRequest(getGraphServices(), request, 'change', log)),
 });

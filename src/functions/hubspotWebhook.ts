@@ -1,5 +1,5 @@
 import { app } from '@azure/functions';
-import { fanOut, getHubSpotServices, MAX_WEBHOOK_BODY_BYTES, verifyHubSpotSignature, webhookBatchSchema } from '../connectors/hubspot';
+import { fanOut, getHubSpotServices, WEBHOOK_CLAIM_STALE_MS, MAX_WEBHOOK_BODY_BYTES, verifyHubSpotSignature, webhookBatchSchema } from '../connectors/hubspot';
 import { AppError, NotFoundError, ServiceUnavailableError, UnauthorizedError, ValidationError } from '../platform/errors';
 import { httpHandler } from '../platform/http';
 
@@ -49,7 +49,7 @@ app.http('hubspotWebhook', {
     log.info('HubSpot webhook accepted', { signature: check.version, ...result });
     // Everything else is queued; these events are held by a handler that may have died before queueing
     // them. HubSpot retries a failed delivery, and by then the claims are confirmed or stale.
-    if (result.inProgress > 0) throw new ServiceUnavailableError(`${result.inProgress} event(s) of this delivery are still being handled; deliver it again later.`, 60);
+    if (result.inProgress > 0) throw new ServiceUnavailableError(`${result.inProgress} event(s) of this delivery are still being handled; deliver it again later.`, WEBHOOK_CLAIM_STALE_MS / 1000);
     return { status: 204 };
   }),
 });

@@ -7,7 +7,7 @@ import { IntegrationsRepository } from '../../src/storage/repositories/integrati
 import { TenantTable } from '../../src/storage/tenantTable';
 import { TABLES } from '../../src/storage/names';
 import { tenantId } from '../../src/storage/keys';
-import { runExpectingFailure, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
+import { apiClient, runExpectingFailure, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
 import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
 
 /** The real app, started by the local runner as `npm start` does, against its own Azurite. */
@@ -33,12 +33,7 @@ describe('the app end to end', () => {
     rmSync(secretDir, { recursive: true, force: true });
   });
 
-  const api = (path: string, init: RequestInit & { token?: string; key?: string | null } = {}) => {
-    const headers = new Headers(init.headers);
-    if (init.key !== null) headers.set('x-functions-key', init.key ?? host.functionKey);
-    if (init.token) headers.set('authorization', `Bearer ${init.token}`);
-    return fetch(`${host.url}/api/${path}`, { ...init, headers });
-  };
+  const api = apiClient(() => host);
 
   it('GET /api/health is anonymous and reports storage and the secret store up', async () => {
     const res = await api('health', { key: null });

@@ -8,8 +8,8 @@ import { TABLES } from '../../src/storage/names';
 import { TenantTable } from '../../src/storage/tenantTable';
 import { partitionKey, tenantId } from '../../src/storage/keys';
 import { startFakeGraph, type FakeGraph, type FakeMessage } from '../fakes/graph';
-import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
-import { freePort, nextMessage, queueLength, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
+import { TEST_JWT_SECRET } from '../helpers/jwt';
+import { apiClient, freePort, nextMessage, queueLength, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
 
 const APP = { clientId: 'e2e-graph-app', clientSecret: 'e2e-graph-secret-5f0c1e9a7b3d' };
 
@@ -90,12 +90,7 @@ describe('Microsoft Graph end to end', () => {
     rmSync(tmp, { recursive: true, force: true });
   });
 
-  const api = async (p: string, init: RequestInit & { tenant?: string; key?: string | null } = {}) => {
-    const headers = new Headers(init.headers);
-    if (init.key !== null) headers.set('x-functions-key', init.key ?? host.functionKey);
-    if (init.tenant) headers.set('authorization', `Bearer ${await tenantToken(init.tenant)}`);
-    return fetch(`${host.url}/api/${p}`, { ...init, headers });
-  };
+  const api = apiClient(() => host);
   const postJson = (p: string, body: unknown, tenant: string, extra: Record<string, string> = {}) =>
     api(p, { method: 'POST', tenant, headers: { 'content-type': 'application/json', ...extra }, body: JSON.stringify(body) });
   const nextEvent = async (): Promise<CloudEventJson> => JSON.parse(await nextMessage(azurite.connectionString, 'engine-events', 30_000)) as CloudEventJson;

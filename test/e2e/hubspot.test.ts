@@ -6,8 +6,8 @@ import { LocalSecretStore, tenantSecretName } from '../../src/secrets';
 import { eventKey, WEBHOOK_CLAIM_STALE_MS, webhookEventSchema } from '../../src/connectors/hubspot';
 import { ProcessedStore, StorageClients, TABLES, TenantTable, integrationId, partitionKey, tenantId, type ProcessedRow } from '../../src/storage';
 import { startFakeHubSpot, type FakeHubSpot } from '../fakes/hubspot';
-import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
-import { startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
+import { TEST_JWT_SECRET } from '../helpers/jwt';
+import { apiClient, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
 
 const PUBLIC_BASE_URL = 'http://localhost:7071';
 const REDIRECT_URI = `${PUBLIC_BASE_URL}/api/hubspot/oauth/callback`;
@@ -67,15 +67,7 @@ describe('HubSpot connector end to end', () => {
     rmSync(secretDir, { recursive: true, force: true });
   });
 
-  const api = async (path: string, init: RequestInit & { tenant?: string; anonymous?: boolean } = {}) => {
-    const headers = new Headers(init.headers);
-    if (!init.anonymous) {
-      headers.set('x-functions-key', host.functionKey);
-      headers.set('authorization', `Bearer ${await tenantToken(init.tenant ?? A)}`);
-    }
-    if (init.body && !headers.has('content-type')) headers.set('content-type', 'application/json');
-    return fetch(`${host.url}/api/${path}`, { ...init, headers });
-  };
+  const api = apiClient(() => host, { tenant: A });
 
   /** Log lines the webhook function wrote, parsed. */
   const webhookLogs = () =>

@@ -5,8 +5,8 @@ import { startAzurite, type AzuriteInstance } from '../../runner/azurite';
 import { LocalSecretStore, tenantSecretName } from '../../src/secrets';
 import { IntegrationsRepository, StorageClients, TABLES, TenantTable, integrationId, tenantId, type IntegrationId } from '../../src/storage';
 import { startFakeHubSpot, type FakeHubSpot } from '../fakes/hubspot';
-import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
-import { queueLength, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
+import { TEST_JWT_SECRET } from '../helpers/jwt';
+import { apiClient, queueLength, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
 
 /**
  * The issue's chain through the real app under the local runner: connect by OAuth → the first full sync
@@ -74,15 +74,7 @@ describe('HubSpot sync end to end', () => {
     rmSync(secretDir, { recursive: true, force: true });
   });
 
-  const api = async (path: string, init: RequestInit & { tenant?: string; anonymous?: boolean } = {}) => {
-    const headers = new Headers(init.headers);
-    if (!init.anonymous) {
-      headers.set('x-functions-key', host.functionKey);
-      headers.set('authorization', `Bearer ${await tenantToken(init.tenant ?? 'tenant-a')}`);
-    }
-    if (init.body) headers.set('content-type', 'application/json');
-    return fetch(`${host.url}/api/${path}`, { ...init, headers });
-  };
+  const api = apiClient(() => host, { tenant: 'tenant-a' });
 
   type Status = {
     sync: { sync_id: string; sync_type: string; state: string; trigger: string | null; invocations: number; pages: number; records: number; changes: number; hubspot_calls: number; estimated_total: number | null; error: string | null } | null;

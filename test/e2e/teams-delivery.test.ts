@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { startAzurite, type AzuriteInstance } from '../../runner/azurite';
 import { startFakeTeams, type FakeTeams } from '../fakes/teams';
-import { nextMessage, queueLength, sendRaw, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
-import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
+import { apiClient, nextMessage, queueLength, sendRaw, startRunner, type ApiCallInit, type RunningHost, localAppEnv } from '../helpers/runner';
+import { TEST_JWT_SECRET } from '../helpers/jwt';
 
 /**
  * Delivery under load and failure, end to end through the local runner: Teams' rate limits, injected
@@ -38,13 +38,8 @@ describe('Teams card delivery end to end', () => {
     rmSync(secretDir, { recursive: true, force: true });
   });
 
-  const api = async (path: string, tenant: string, init: RequestInit & { json?: unknown } = {}) => {
-    const headers = new Headers(init.headers);
-    headers.set('x-functions-key', host.functionKey);
-    headers.set('authorization', `Bearer ${await tenantToken(tenant)}`);
-    if (init.json !== undefined) headers.set('content-type', 'application/json');
-    return fetch(`${host.url}/api/${path}`, { ...init, headers, ...(init.json !== undefined ? { body: JSON.stringify(init.json) } : {}) });
-  };
+  const call = apiClient(() => host);
+  const api = (path: string, tenant: string, init: ApiCallInit = {}) => call(path, { ...init, tenant });
   const putChannels = async (tenant: string, body: unknown) => expect((await api(`teams/channels/${tenant}`, tenant, { method: 'PUT', json: body })).status).toBe(200);
   const notify = async (tenant: string, body: unknown) => {
     const res = await api(`teams/notify/${tenant}`, tenant, { method: 'POST', json: body });

@@ -6,7 +6,7 @@ import { SignedTokens } from '../../src/platform/signedTokens';
 import { LocalSecretStore } from '../../src/secrets/localSecretStore';
 import { ProcessedStore, StorageClients, TABLES, TenantTable, type ProcessedRow } from '../../src/storage';
 import { startFakeTeams, officialSchemaAvailable, cardTexts, type FakeTeams, type ReceivedPost } from '../fakes/teams';
-import { queueLength, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
+import { apiClient, queueLength, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
 import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
 
 /**
@@ -48,17 +48,7 @@ describe('Teams notifications end to end', () => {
     rmSync(secretDir, { recursive: true, force: true });
   });
 
-  const api = async (path: string, init: RequestInit & { tenant?: string; key?: string | null; json?: unknown } = {}) => {
-    const headers = new Headers(init.headers);
-    if (init.key !== null) headers.set('x-functions-key', init.key ?? host.functionKey);
-    if (init.tenant) {
-      const t = await tenantToken(init.tenant);
-      tokens.push(t);
-      headers.set('authorization', `Bearer ${t}`);
-    }
-    if (init.json !== undefined) headers.set('content-type', 'application/json');
-    return fetch(`${host.url}/api/${path}`, { ...init, headers, ...(init.json !== undefined ? { body: JSON.stringify(init.json) } : {}) });
-  };
+  const api = apiClient(() => host, { onToken: (t) => tokens.push(t) });
 
   const webhook = (channel: string, kind: 'workflows' | 'incoming-webhook' = 'workflows') => {
     const url = fake.url(channel, kind);

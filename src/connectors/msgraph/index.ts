@@ -38,7 +38,7 @@ export {
   requireGraphIntegration,
   type ConsentOutcome,
 } from './onboarding';
-export { readNotificationBody, validationResponse } from './webhook';
+export { receiveNotificationRequest, validationResponse } from './webhook';
 export { ImmutableIdMiddleware, MailboxLimiterMiddleware, limiterKey } from './middleware';
 export { AgentTransport } from './transport';
 export type { Mailbox, Subscription } from './store';

@@ -1,5 +1,7 @@
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
-import { MAX_NOTIFICATION_BYTES, MAX_VALIDATION_TOKEN_LENGTH } from './notifications';
+import type { Logger } from '../../platform/logging';
+import { acceptNotifications, MAX_NOTIFICATION_BYTES, MAX_VALIDATION_TOKEN_LENGTH, type NotificationKind } from './notifications';
+import type { GraphServices } from './services';
 
 /**
  * Graph's validation handshake: a POST with `?validationToken=…`; the answer is 200 text/plain with
@@ -17,10 +19,22 @@ export function validationResponse(request: HttpRequest): HttpResponseInit | und
 }
 
 /** The delivery body as text, or undefined when it is larger than any Graph delivery. */
-export async function readNotificationBody(request: HttpRequest): Promise<string | undefined> {
+async function readNotificationBody(request: HttpRequest): Promise<string | undefined> {
   const declared = Number(request.headers.get('content-length') ?? '0');
   if (declared > MAX_NOTIFICATION_BYTES) return undefined;
   const buf = Buffer.from(await request.arrayBuffer());
   if (buf.length > MAX_NOTIFICATION_BYTES) return undefined;
   return buf.toString('utf8');
+}
+
+/**
+ * One request to a Graph notification URL (change or lifecycle): the validation handshake, or a delivery
+ * whose verified items are queued before 202 goes back.
+ */
+export async function receiveNotificationRequest(gs: GraphServices, request: HttpRequest, kind: NotificationKind, log: Logger): Promise<HttpResponseInit> {
+  const validation = validationResponse(request);
+  if (validation) return validation;
+  const raw = await readNotificationBody(request);
+  if (raw === undefined) return { status: 413 };
+  return { status: (await acceptNotifications(gs, raw, kind, log)).status };
 }

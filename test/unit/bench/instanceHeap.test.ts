@@ -38,8 +38,8 @@ describe('benchmark contender heap (the deployed instance, not this machine)', (
   });
 
   it('reads the instance memory from the deployment (infra/main.bicep)', () => {
-    const deployed = deployedInstanceMemoryMb(ROOT);
-    expect(instanceHeap(deployed).instanceMemoryMb).toBe(deployed);
+    // One of Flex Consumption's instance sizes.
+    expect([512, 2048, 4096]).toContain(deployedInstanceMemoryMb(ROOT));
     const tmp = mkdtempSync(path.join(os.tmpdir(), 'heap-'));
     mkdirSync(path.join(tmp, 'infra'));
     writeFileSync(path.join(tmp, 'infra', 'main.bicep'), "param location string = 'westeurope'\nparam instanceMemoryMB int = 4096\n");

@@ -8,6 +8,7 @@ import { createHubSpotServices, type HubSpotServices, type HubSpotServicesOption
 import type { QueueName } from '../../../../src/storage';
 import { startFakeHubSpot, type FakeHubSpot, type FakeHubSpotOptions } from '../../../fakes/hubspot';
 import { useAzurite } from '../../../helpers/azurite';
+import { drainQueue } from './syncKit';
 import { TEST_JWT_SECRET } from '../../../helpers/jwt';
 
 export const REDIRECT_URI = 'http://localhost:7071/api/hubspot/oauth/callback';
@@ -53,18 +54,7 @@ export async function hubspotWorld(opts: { fake?: FakeHubSpotOptions; services?:
     hs,
     log,
     connectionString: az.connectionString,
-    async drain(queue) {
-      const out: unknown[] = [];
-      const q = base.storage.queue(queue);
-      for (;;) {
-        const res = await q.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
-        if (res.receivedMessageItems.length === 0) return out;
-        for (const m of res.receivedMessageItems) {
-          out.push(JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')));
-          await q.deleteMessage(m.messageId, m.popReceipt);
-        }
-      }
-    },
+    drain: (queue) => drainQueue(base.storage, queue),
     async stop() {
       await fake.close();
       await az.stop();

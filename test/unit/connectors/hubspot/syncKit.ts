@@ -13,6 +13,7 @@ import {
   tenantId,
   type IntegrationId,
   type LeaseRow,
+  type QueueName,
   type StorageClients,
   type TenantId,
 } from '../../../../src/storage';
@@ -118,7 +119,7 @@ export async function drainSyncQueue(clients: StorageClients, engine: SyncEngine
 }
 
 /** Every message on a queue, decoded, removed from the queue. */
-export async function drainQueue(clients: StorageClients, queue: 'engine-events' | 'hubspot-sync'): Promise<unknown[]> {
+export async function drainQueue(clients: StorageClients, queue: QueueName): Promise<unknown[]> {
   const q = clients.queue(queue);
   const out: unknown[] = [];
   for (;;) {
