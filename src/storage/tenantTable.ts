@@ -121,6 +121,8 @@ export class TenantTable<T extends RowData> {
     for (const r of rows) unique.set(r.rowKey, r.data);
     let batch: TransactionAction[] = [];
     let bytes = 0;
+    // Sizes start as a cheap upper bound; a batch whose bound nears the limit switches to exact sizes.
+    let exact = false;
     let transactions = 0;
     const flush = async () => {
       if (batch.length === 0) return;
@@ -128,10 +130,17 @@ export class TenantTable<T extends RowData> {
       transactions++;
       batch = [];
       bytes = 0;
+      exact = false;
     };
     for (const [rk, data] of unique) {
       const entity = { ...data, partitionKey: pk, rowKey: rk };
-      const size = Buffer.byteLength(JSON.stringify(entity), 'utf8') + 256;
+      let size = exact ? exactSize(entity) : sizeBound(entity);
+      if (!exact && bytes + size > MAX_BATCH_BYTES) {
+        exact = true;
+        bytes = 0;
+        for (const action of batch) bytes += exactSize(action[1] as Record<string, unknown>);
+        size = exactSize(entity);
+      }
       if (batch.length >= MAX_BATCH || bytes + size > MAX_BATCH_BYTES) await flush();
       batch.push(['upsert', entity, mode]);
       bytes += size;
@@ -154,6 +163,26 @@ export class TenantTable<T extends RowData> {
       }
     }
   }
+}
+
+const ENTITY_OVERHEAD_BYTES = 256;
+
+function exactSize(entity: Record<string, unknown>): number {
+  return Buffer.byteLength(JSON.stringify(entity), 'utf8') + ENTITY_OVERHEAD_BYTES;
+}
+
+/**
+ * An upper bound of an entity's size in a transaction body without serialising it (which, for rows
+ * that hold JSON text, costs as much as the rest of a sync's work on the row): a UTF-16 unit is at
+ * most 6 bytes once JSON-escaped (`\uXXXX`), a number, boolean or date at most 32.
+ */
+function sizeBound(entity: Record<string, unknown>): number {
+  let n = ENTITY_OVERHEAD_BYTES;
+  for (const k in entity) {
+    const v = entity[k];
+    n += k.length + 8 + (typeof v === 'string' ? 6 * v.length + 2 : 32);
+  }
+  return n;
 }
 
 function toRow<T extends RowData>(e: TableEntityResult<T>): Row<T> {

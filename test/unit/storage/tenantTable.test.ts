@@ -122,6 +122,21 @@ describe('TenantTable batches', () => {
     expect(await collect(table.all(pk))).toHaveLength(201);
   });
 
+  it('upsertMany splits by the real size of large rows, quotes escaped, not only by count', async () => {
+    const pk = partitionKey.integration(freshTenant(), integrationId('i1'));
+    // 100 rows of ~66 KB once JSON-escaped (every 10th character a quote): 55 fit under 3.5 MiB, so two
+    // transactions; a size bound alone (6 bytes per character) would have made ten, and no split a
+    // transaction the service refuses.
+    const text = (seed: number) => Array.from({ length: 3000 }, (_, k) => `${String((seed + k) % 1e8).padStart(9, '0')}"`).join('');
+    const rows = Array.from({ length: 100 }, (_, k) => ({ rowKey: `big${k}`, data: { name: text(k), extra: text(k + 7), n: k } }));
+    expect(JSON.stringify(rows[0]?.data).length).toBeGreaterThan(66_000);
+    expect(await table.upsertMany(pk, rows)).toBe(2);
+    const stored = await collect(table.all(pk));
+    expect(stored).toHaveLength(100);
+    const byKey = new Map(stored.map((r) => [r.rowKey, r.data]));
+    for (const r of rows) expect(byKey.get(r.rowKey)).toEqual(r.data);
+  });
+
   it('upsertMany collapses duplicate row keys (last wins) so the transaction touches each entity once', async () => {
     const pk = partitionKey.integration(freshTenant(), integrationId('i1'));
     // 200 rows, 100 distinct keys: without collapsing this would be two transactions, or a rejected one
