@@ -3,14 +3,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_MIN_MARGIN_MS, marginMs } from '../src/connectors/hubspot/budget';
 import { startAzurite } from '../runner/azurite';
 import { deployedInstanceMemoryMb, instanceHeap, type InstanceHeap } from './hubspotSync/instanceHeap';
 import { Remote } from './hubspotSync/ipc';
 
 /**
- * `npm run bench`: a full sync of 100,000 tickets against the fake HubSpot at a scaled rate limit (110
- * calls per 1 s window, HubSpot's 110 per 10 s sped up tenfold), our engine side by side with a baseline
- * built on the SDK's own `getAll`. Azurite and the fake run as their own processes, and so does each
+ * `npm run bench`: a full sync of 100,000 tickets against the fake HubSpot at HubSpot's rate limit (110
+ * calls per 10 s window; BENCH_WINDOW_MS scales it at the same ratio), our engine side by side with a
+ * baseline built on the SDK's own `getAll`. Azurite and the fake run as their own processes, and so does each
  * contender, so each RSS figure is that contender's alone.
  *
  * Figures: records/s over the limit's bound (calls per second × 100 records per call; goal ≥ 0.95),
@@ -22,7 +23,15 @@ import { Remote } from './hubspotSync/ipc';
  *  - BENCH_AZURITE_TICKETS (default 10,000, 0 skips) on Azurite: the real store path. Azurite's table
  *    store scans a whole partition on every write (LokiJS), so past a few thousand rows it, not the
  *    rate limit, sets the pace, for any client (measured: about 1.5 s per 100-row batch at 30,000 rows).
- * Queues (the sync job, engine events) are on Azurite in both. BENCH_PER_WINDOW (110), BENCH_WINDOW_MS (1000).
+ * Queues (the sync job, engine events) are on Azurite in both. BENCH_PER_WINDOW (110), BENCH_WINDOW_MS (10000).
+ *
+ * Why HubSpot's own window and not a faster one: what the budget must leave free is the spread between
+ * our gate letting a call through and HubSpot counting it, which is milliseconds of scheduling and
+ * network whatever the window. On this 2-core machine the fake counts a call up to ≈ 15–35 ms after the
+ * gate (the benchmark prints it); at a 1 s window that is 1.5–3.5 % of the window, ten times its weight
+ * against HubSpot's 10 s, and more than the budget's margin (1 % of the window, as in production). A
+ * scaled run can then only avoid 429s through slack the engine does not mean to leave. BENCH_WINDOW_MS=1000
+ * still runs it in a tenth of the time.
  *
  * Each contender gets the V8 heap of the instance the app is deployed on (`instanceMemoryMB` in
  * infra/main.bicep, 2,048 MB; see `instanceHeap.ts`), not the one Node would size from this machine's
@@ -36,7 +45,7 @@ const TICKETS = Number(process.env.BENCH_TICKETS ?? 100_000);
 /** The same sync against Azurite; smaller, because Azurite's table store slows with every row a partition holds. */
 const AZURITE_TICKETS = Number(process.env.BENCH_AZURITE_TICKETS ?? 10_000);
 const PER_WINDOW = Number(process.env.BENCH_PER_WINDOW ?? 110);
-const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 1000);
+const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 10_000);
 /** `all`: the portal also holds as many contacts and companies as tickets, and each contender syncs the three. */
 const OBJECT_TYPES = process.env.BENCH_OBJECT_TYPES === 'all' ? (['tickets', 'contacts', 'companies'] as const) : (['tickets'] as const);
 /** Extra time the fake takes per CRM call (it answers a page in ≈ 9 ms here, ≈ 90 ms at HubSpot's scale). */
@@ -59,6 +68,8 @@ const resultSchema = z.object({
   invocations: z.number(),
   storeMs: z.number(),
   storeWrites: z.number(),
+  /** Engine only: when each standard call left our rate gate (epoch ms). */
+  grants: z.array(z.number()).nullable(),
 });
 
 const CONTENDERS = (process.env.BENCH_CONTENDERS ?? 'engine,baseline').split(',').filter((k): k is 'engine' | 'baseline' => k === 'engine' || k === 'baseline');
@@ -110,6 +121,7 @@ async function main(): Promise<void> {
         process.stdout.write(`  ${scenario.tickets.toLocaleString('en')} tickets${OBJECT_TYPES.length > 1 ? ', as many contacts and companies' : ''}, ${scenario.storage} tables: running ${kind}…\n`);
         const r = await c.call('run', {}, resultSchema);
         const s = await fake.call('stats', {}, statsSchema);
+        const { times: arrivals } = await fake.call('arrivals', {}, z.object({ times: z.array(z.number()) }));
         await c.call('stop', {}, z.unknown()).catch(() => undefined);
         await azurite.stop();
         const seconds = r.ms / 1000;
@@ -135,6 +147,7 @@ async function main(): Promise<void> {
           storeMsPerPage: r.storeWrites > 0 ? round(r.storeMs / r.storeWrites, 1) : null,
           hubspotCallsPerSecond: round(s.requests / seconds, 1),
           invocations: r.invocations,
+          countedAfterGrantMs: r.grants ? countLag(r.grants, arrivals) : null,
           callsByRoute: s.byRoute,
         });
         // A fresh window for the next run.
@@ -146,7 +159,7 @@ async function main(): Promise<void> {
       benchmark: 'hubspot-full-sync',
       startedAt: started.toISOString(),
       tickets: { inMemoryTables: TICKETS, azurite: AZURITE_TICKETS },
-      rateLimit: { callsPerWindow: PER_WINDOW, windowMs: WINDOW_MS, note: "HubSpot's 110 per 10 s, scaled to the same ratio" },
+      rateLimit: { callsPerWindow: PER_WINDOW, windowMs: WINDOW_MS, note: WINDOW_MS === 10_000 ? "HubSpot's 110 per 10 s" : "HubSpot's 110 per 10 s, scaled to the same ratio" },
       addedLatencyMs: LATENCY_MS,
       objectTypes: [...OBJECT_TYPES],
       contenderHeap: heap ?? 'host',
@@ -160,6 +173,7 @@ async function main(): Promise<void> {
     const file = path.join(dir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
     writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
     printTable(rows);
+    printCountLag(rows);
     printGoals(rows.find((r) => r['contender'] === 'engine (ours)' && r['tables'] === 'in-memory stand-in'));
     process.stdout.write(`\nResults written to ${path.relative(process.cwd(), file) || file}\n`);
   } finally {
@@ -183,6 +197,33 @@ function printGoals(row: Record<string, unknown> | undefined): void {
   process.stdout.write(check(`records/s ÷ bound ≥ ${GOALS.boundRatio}`, row['boundRatio'], Number(row['boundRatio']) >= GOALS.boundRatio));
   process.stdout.write(check(`HubSpot calls per 100 tickets ≤ ${GOALS.callsPer100}`, row['callsPer100Tickets'], Number(row['callsPer100Tickets']) <= GOALS.callsPer100));
   process.stdout.write(check(`peak RSS growth ≤ ${GOALS.rssGrowthMb} MB`, `${String(row['peakRssGrowthMb'])} MB`, Number(row['peakRssGrowthMb']) <= GOALS.rssGrowthMb));
+}
+
+/**
+ * How long after our gate let a call through the fake counted it, matched in order (the chains are
+ * sequential; the few calls that overlap may pair with a neighbour's). The budget's margin has to cover
+ * the spread of this lag: a call counted late next to one counted early, a window apart, is one call
+ * too many. The two clocks are different processes' `performance` clocks on one machine, so only the
+ * spread is exact, not the lag itself.
+ */
+function countLag(grants: number[], arrivals: number[]): { p1: number; p50: number; p99: number; p999: number; spread: number; calls: number } | null {
+  const n = Math.min(grants.length, arrivals.length);
+  if (n < 10) return null;
+  const lag = Array.from({ length: n }, (_, k) => (arrivals[k] as number) - (grants[k] as number)).sort((a, b) => a - b);
+  const q = (f: number) => round(lag[Math.min(n - 1, Math.floor(f * n))] as number, 1);
+  return { p1: q(0.01), p50: q(0.5), p99: q(0.99), p999: q(0.999), spread: round(q(0.999) - q(0.01), 1), calls: n };
+}
+
+function printCountLag(rows: Array<Record<string, unknown>>): void {
+  const margin = marginMs({ limit: PER_WINDOW, intervalMs: WINDOW_MS }, (DEFAULT_MIN_MARGIN_MS * WINDOW_MS) / 10_000);
+  for (const r of rows) {
+    const lag = r['countedAfterGrantMs'] as ReturnType<typeof countLag> | undefined;
+    if (!lag) continue;
+    process.stdout.write(
+      `\n  ${String(r['contender'])}, ${String(r['tables'])}: the fake counted calls ${lag.p50} ms after our gate (median); spread p1–p99.9 ${lag.spread} ms` +
+        ` = ${round((lag.spread / WINDOW_MS) * 100, 2)} % of the window, against the budget's margin of ${margin} ms.\n`,
+    );
+  }
 }
 
 function round(n: number, digits: number): number {

@@ -99,6 +99,17 @@ async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number
   }
 }
 
+/** When each standard call left the gate (epoch ms), to set against when the fake counted it. */
+const grants: number[] = [];
+
+class GrantLoggingGate extends HubSpotRateGate {
+  override async acquire(...args: Parameters<HubSpotRateGate['acquire']>): Promise<number> {
+    const waited = await super.acquire(...args);
+    if (args[1] === 'standard') grants.push(performance.timeOrigin + performance.now());
+    return waited;
+  }
+}
+
 serve({
   async prepare(args) {
     setup = setupSchema.parse(args);
@@ -117,7 +128,7 @@ serve({
         integrationId: integrationId('engine'),
         portalId: String(s.hubId),
         auth: { kind: 'private_app', accessToken: async () => s.token, unauthorized: async () => false },
-        gate: new HubSpotRateGate(budget),
+        gate: new GrantLoggingGate(budget),
         policy: ratePolicy('private_app', { windowMs: s.windowMs, publicAppLimit: s.perWindow, privateAppLimit: s.perWindow, searchLimit: 5 }),
         apiBaseUrl: s.fakeUrl,
         priority: 'background',
@@ -168,6 +179,7 @@ serve({
       if (!got) throw new Error('no sync message');
       const msg = syncMessageSchema.parse(JSON.parse(Buffer.from(got.messageText, 'base64').toString('utf8')));
       const callsBefore = c.stats();
+      grants.length = 0;
       const m = await measured(() => engine.runJob(msg, { dequeueCount: 1 }));
       await q.deleteMessage(got.messageId, got.popReceipt);
       const out = m.value;
@@ -189,6 +201,7 @@ serve({
         invocations: out.run.invocations,
         storeMs: store.commitMs,
         storeWrites: store.commits,
+        grants,
       };
     }
     const c = client as Client;
@@ -227,6 +240,7 @@ serve({
       invocations: 1,
       storeMs: records.commitMs,
       storeWrites: records.commits,
+      grants: null,
     };
   },
 

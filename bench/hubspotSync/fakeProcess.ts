@@ -17,6 +17,7 @@ serve({
   async start(args) {
     const a = z.object({ perTenSeconds: z.number(), windowMs: z.number(), latencyMs: z.number().nonnegative().default(0) }).parse(args);
     fake = await startFakeHubSpot({ rateLimit: { perTenSeconds: a.perTenSeconds, windowMs: a.windowMs, searchPerSecond: 5 } });
+    fake.recordArrivals();
     // A slower HubSpot: every CRM call waits this long before it is served (and counted in the window).
     if (a.latencyMs > 0) fake.injectFault({ match: /^\w+ \/crm\//, delayMs: a.latencyMs, times: Number.MAX_SAFE_INTEGER });
     return { url: fake.url };
@@ -40,6 +41,9 @@ serve({
   },
   async stats() {
     return need().stats();
+  },
+  async arrivals() {
+    return { times: need().arrivals() };
   },
   async stop() {
     await fake?.close();

@@ -61,6 +61,7 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
   const clientSecret = opts.clientSecret ?? 'fake-hubspot-client-secret';
   const appId = 3_456_789;
   const limiter = new RateLimiter(mergeLimits(DEFAULT_LIMITS, opts.rateLimit));
+  let arrivalLog: number[] | undefined;
   const searchResultCap = opts.searchResultCap ?? 10_000;
   let indexLagMs = opts.indexLagMs ?? 0;
   const portals = new Map<number, PortalState>();
@@ -125,6 +126,7 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
       stats.searchRequests++;
       decision = limiter.checkSearch(token.token, now);
     } else {
+      arrivalLog?.push(performance.timeOrigin + performance.now());
       decision = limiter.checkCall(token.appKey, token.hubId, token.kind === 'private', now);
       stats.maxPerWindowSeen = Math.max(stats.maxPerWindowSeen, limiter.maxPerWindowSeen);
     }
@@ -363,7 +365,12 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
       Object.assign(stats, { requests: 0, byRoute: {}, rateLimited: 0, maxPerWindowSeen: 0, maxInFlight: inFlight, legacyOauthCalls: 0, searchRequests: 0, faultsInjected: 0 });
       limiter.maxPerWindowSeen = 0;
       oauth.revokedViaApi.length = 0;
+      if (arrivalLog) arrivalLog.length = 0;
     },
+    recordArrivals() {
+      arrivalLog ??= [];
+    },
+    arrivals: () => [...(arrivalLog ?? [])],
     signV3: (method, uri, body, timestamp) => signV3(clientSecret, method, uri, body, timestamp),
     sendWebhook: (targetUrl, events, o) => deliver(clientSecret, targetUrl, events, o ?? {}),
     webhookEvent(hubId, e) {

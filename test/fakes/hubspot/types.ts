@@ -129,6 +129,12 @@ export interface FakeHubSpot {
   setIndexLag(ms: number): void;
   stats(): FakeHubSpotStats;
   resetStats(): void;
+  /**
+   * From now on, notes when each rate-limited (non-search) API call is counted, as epoch ms with
+   * sub-millisecond precision; `resetStats` empties the log. For the benchmark's latency figures.
+   */
+  recordArrivals(): void;
+  arrivals(): number[];
   /** base64 HMAC-SHA256 keyed with the client secret over method + uri + body + timestamp. */
   signV3(method: string, uri: string, body: string, timestamp: number): string;
   sendWebhook(
