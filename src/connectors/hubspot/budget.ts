@@ -61,6 +61,8 @@ interface Pool {
 
 export interface BudgetStats {
   reservations: number;
+  /** Calls booked again because they left well after their grant (see `sent`). */
+  lateCalls: number;
   denials: number;
   writeConflicts: number;
   waitedMs: number;
@@ -87,7 +89,7 @@ export class DistributedBudget {
   readonly #maxWriteAttempts: number;
   readonly #minMarginMs: number;
   readonly #pools = new Map<string, Pool>();
-  readonly #stats: BudgetStats = { reservations: 0, denials: 0, writeConflicts: 0, waitedMs: 0 };
+  readonly #stats: BudgetStats = { reservations: 0, lateCalls: 0, denials: 0, writeConflicts: 0, waitedMs: 0 };
 
   constructor(table: TenantTable<BudgetRow>, opts: BudgetOptions = {}) {
     this.#table = table;
@@ -153,6 +155,38 @@ export class DistributedBudget {
         return;
       } catch (err) {
         if (err instanceof PreconditionFailedError || err instanceof ConflictError) continue;
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * The call `take` let through at `grantedAt` left only at `sentAt` (a new TLS connection, a cold code
+   * path, a stalled event loop), so HubSpot counts it that much later. Up to half the margin is what the
+   * margin is for; beyond that the call is booked once more, at the time it left, so it goes on counting
+   * until one window after it left. Counted again rather than moved, so it is never counted short; the
+   * extra count lasts one window. Best effort: a row that keeps changing is left to the margin.
+   */
+  async sent(key: BudgetKey, cls: CallClass, window: RateWindow, grantedAt: number, sentAt: number): Promise<void> {
+    const margin = marginMs(window, this.#minMarginMs);
+    if (sentAt - grantedAt <= margin / 2) return;
+    const countedForMs = window.intervalMs + margin;
+    const entry: Entry = { i: randomBytes(6).toString('base64url'), c: cls === 'interactive' ? 'i' : 'b', n: 1, r: sentAt, e: sentAt };
+    for (let attempt = 0; attempt < this.#maxWriteAttempts; attempt++) {
+      const now = this.#now();
+      const row = await this.#table.get(key.pk, key.rk);
+      const live = parseEntries(row?.data.entries).filter((x) => x.n > 0 && x.e + countedForMs > now);
+      const data: BudgetRow = { entries: JSON.stringify([...live, entry]), pausedUntil: row?.data.pausedUntil ?? 0, interactiveWaitingUntil: row?.data.interactiveWaitingUntil ?? 0 };
+      try {
+        if (row) await this.#table.update(key.pk, key.rk, data, row.etag, 'Replace');
+        else await this.#table.create(key.pk, key.rk, data);
+        this.#stats.lateCalls++;
+        return;
+      } catch (err) {
+        if (err instanceof PreconditionFailedError || err instanceof ConflictError) {
+          this.#stats.writeConflicts++;
+          continue;
+        }
         throw err;
       }
     }

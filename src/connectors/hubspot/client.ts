@@ -131,6 +131,10 @@ export function createHubSpotCaller(opts: CreateHubSpotCallerOptions): HubSpotCa
 
   const attempt = async <T>(kind: CallKind, token: string, fn: (client: Client, signal: AbortSignal) => Promise<T>): Promise<T> => {
     const waited = await gate.acquire(target, kind, cls, opts.signal);
+    const grantedAt = Date.now();
+    const onSent = (sentAt: number) => {
+      gate.sent(target, kind, cls, grantedAt, sentAt).catch((err: unknown) => opts.log?.warn('could not book a late HubSpot call in the rate budget', { portalId: opts.portalId, error: err instanceof Error ? err.message : String(err) }));
+    };
     if (waited > 1) {
       stats.rateLimitWaits++;
       stats.rateLimitWaitedMs += waited;
@@ -143,7 +147,7 @@ export function createHubSpotCaller(opts: CreateHubSpotCallerOptions): HubSpotCa
       accessToken: token,
       basePath: opts.apiBaseUrl,
       numberOfApiCallRetries: 0,
-      httpAgent: signalAgent(baseAgent, signal),
+      httpAgent: signalAgent(baseAgent, signal, onSent),
       middleware: [
         {
           pre: (ctx: unknown) => ctx,
@@ -213,9 +217,11 @@ function toPublicError(operation: string, err: unknown): unknown {
 
 /**
  * An agent that hands pooling to the shared keep-alive agent but destroys each request when `signal`
- * aborts. It exists because the SDK's node transport accepts an agent and nothing else per request.
+ * aborts, and says when a request has left (`finish`: handed to the OS, after any connection set-up),
+ * which is when HubSpot starts counting it. It exists because the SDK's node transport accepts an agent
+ * and nothing else per request.
  */
-function signalAgent(base: http.Agent, signal: AbortSignal): http.Agent {
+function signalAgent(base: http.Agent, signal: AbortSignal, onSent: (at: number) => void): http.Agent {
   const agent = Object.create(base) as http.Agent & { addRequest(req: http.ClientRequest, options: unknown): void };
   const baseAdd = (base as unknown as { addRequest(req: http.ClientRequest, options: unknown): void }).addRequest.bind(base);
   agent.addRequest = (req, options) => {
@@ -226,6 +232,7 @@ function signalAgent(base: http.Agent, signal: AbortSignal): http.Agent {
       signal.addEventListener('abort', onAbort, { once: true });
       req.once('close', () => signal.removeEventListener('abort', onAbort));
     }
+    req.once('finish', () => onSent(Date.now()));
     baseAdd(req, options);
   };
   return agent;

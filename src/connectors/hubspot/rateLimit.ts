@@ -81,6 +81,11 @@ export class HubSpotRateGate {
     return now - started;
   }
 
+  /** The call let through at `grantedAt` left at `sentAt`; a late one is booked again (`DistributedBudget.sent`). */
+  async sent(target: GateTarget, kind: CallKind, cls: CallClass, grantedAt: number, sentAt: number): Promise<void> {
+    await this.#budget?.sent(this.#key(target, kind), cls, this.window(target, kind), grantedAt, sentAt);
+  }
+
   /**
    * HubSpot said the portal's window is full (`X-HubSpot-RateLimit-Remaining: 0`). When this process
    * alone filled it, that is the budget working as planned and nothing changes; otherwise calls we do

@@ -60,6 +60,47 @@ describe('DistributedBudget', () => {
     expect(budgets.reduce((s, b) => s + b.stats().writeConflicts, 0)).toBeGreaterThan(0);
   });
 
+  it('a call that left well after its grant is booked again at the time it left; a prompt one is not', async () => {
+    const window = { limit: 5, intervalMs: 400 }; // margin 50 ms: more than 25 ms late is booked
+    const k = key();
+    const t = table();
+    const b = new DistributedBudget(t);
+    await b.take(k, 'interactive', window); // interactive: no reservation ahead of time changes the row
+    const granted = Date.now();
+    const entriesOf = async () => JSON.parse((await t.get(k.pk, k.rk))?.data.entries ?? '[]') as Array<{ n: number; r: number; e: number }>;
+    const before = await entriesOf();
+
+    await b.sent(k, 'interactive', window, granted, granted + 20);
+    expect(b.stats().lateCalls).toBe(0);
+    expect(await entriesOf()).toEqual(before);
+
+    await b.sent(k, 'interactive', window, granted, granted + 200);
+    expect(b.stats().lateCalls).toBe(1);
+    const after = await entriesOf();
+    expect(after).toHaveLength(before.length + 1);
+    expect(after).toContainEqual(expect.objectContaining({ n: 1, r: granted + 200, e: granted + 200 }));
+  });
+
+  it('with a late call booked, no rolling window from the time it left holds more than the limit', async () => {
+    const window = { limit: 5, intervalMs: 400 };
+    const k = key();
+    const b = new DistributedBudget(table());
+    const times: number[] = [];
+    for (let n = 0; n < 5; n++) {
+      await b.take(k, 'background', window);
+      times.push(Date.now());
+    }
+    // The last of them only left 150 ms after its grant (a TLS handshake, say): HubSpot counts it then.
+    const late = (times.pop() as number) + 150;
+    await b.sent(k, 'background', window, late - 150, late);
+    times.push(late);
+    for (let n = 0; n < 10; n++) {
+      await b.take(k, 'background', window);
+      times.push(Date.now());
+    }
+    expect(maxInWindow(times, window.intervalMs)).toBeLessThanOrEqual(5);
+  });
+
   it('a pause (a 429 seen by one instance) holds every instance', async () => {
     const window = { limit: 50, intervalMs: 1000 };
     const k = key();

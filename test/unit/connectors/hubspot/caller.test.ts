@@ -1,3 +1,5 @@
+import http from 'node:http';
+import net from 'node:net';
 import { TABLES, TenantTable, integrationId, tenantId } from '../../../../src/storage';
 import { DistributedBudget, type BudgetRow } from '../../../../src/connectors/hubspot/budget';
 import { createHubSpotCaller, type HubSpotAuth } from '../../../../src/connectors/hubspot/client';
@@ -64,6 +66,31 @@ describe('createHubSpotCaller', () => {
     const page = await listTickets(c);
     expect(page.results).toHaveLength(3);
     expect(c.stats()).toMatchObject({ calls: 1, retries: 0, status429: 0 });
+  });
+
+  it('a request that leaves late (a slow connection) is booked in the budget at the time it left', async () => {
+    const portal = fake.addPortal();
+    fake.seed(portal.hubId, 'tickets', 2);
+    // Every new connection takes 120 ms to open, far beyond half the 100 ms margin of a 10 s window.
+    const slow = new http.Agent({ keepAlive: false });
+    Object.assign(slow, {
+      createConnection: (options: net.NetConnectOpts, cb: (err: Error | null, socket: net.Socket) => void) => {
+        setTimeout(() => cb(null, net.connect(options)), 120);
+        return undefined;
+      },
+    });
+    const budget = new DistributedBudget(budgetTable());
+    const c = caller(String(portal.hubId), staticAuth(fake.createPrivateAppToken(portal.hubId)), new HubSpotRateGate(budget), ratePolicy('private_app', DEFAULT_RATE_LIMITS), { agent: slow });
+    expect((await listTickets(c)).results).toHaveLength(2);
+    // Booking is fire-and-forget beside the call; give its row write a moment.
+    for (let n = 0; n < 50 && budget.stats().lateCalls === 0; n++) await new Promise((r) => setTimeout(r, 20));
+    expect(budget.stats().lateCalls).toBe(1);
+
+    const prompt = new DistributedBudget(budgetTable());
+    const c2 = caller(String(portal.hubId), staticAuth(fake.createPrivateAppToken(portal.hubId)), new HubSpotRateGate(prompt), ratePolicy('private_app', DEFAULT_RATE_LIMITS));
+    await listTickets(c2);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(prompt.stats().lateCalls).toBe(0);
   });
 
   it('two instances sharing the budget table never exceed the portal limit together', async () => {
