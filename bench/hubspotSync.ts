@@ -148,7 +148,6 @@ async function main(): Promise<void> {
           hubspotCallsPerSecond: round(s.requests / seconds, 1),
           invocations: r.invocations,
           countedAfterGrantMs: r.grants ? countLag(r.grants, arrivals) : null,
-          ...(process.env.XDUMP ? (writeFileSync(process.env.XDUMP, JSON.stringify({ grants: r.grants, arrivals })), {}) : {}),
           callsByRoute: s.byRoute,
         });
         // A fresh window for the next run.
