@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { startAzurite, type AzuriteInstance } from '../../runner/azurite';
 import { LocalSecretStore, tenantSecretName } from '../../src/secrets';
-import { eventKey, WEBHOOK_CLAIM_STALE_MS, webhookEventSchema } from '../../src/connectors/hubspot';
+import { eventKey, WEBHOOK_CLAIM_SOURCE, WEBHOOK_CLAIM_STALE_MS, webhookClaimId, webhookEventSchema } from '../../src/connectors/hubspot';
 import { ProcessedStore, StorageClients, TABLES, TenantTable, integrationId, partitionKey, tenantId, type ProcessedRow } from '../../src/storage';
 import { startFakeHubSpot, type FakeHubSpot } from '../fakes/hubspot';
 import { TEST_JWT_SECRET } from '../helpers/jwt';
@@ -246,7 +246,7 @@ describe('HubSpot connector end to end', () => {
     const event = fake.webhookEvent(hubId, { subscriptionType: 'ticket.propertyChange', objectId: ticket, propertyName: 'subject' });
     // What a handler leaves behind when its process dies after claiming: a young, unconfirmed claim.
     const processed = new ProcessedStore(new TenantTable<ProcessedRow>(clients.table(TABLES.processed)));
-    expect(await processed.claimProvisional('hubspot-webhook', tenantId(A), `${integration}:${eventKey(webhookEventSchema.parse(event))}`, { staleAfterMs: WEBHOOK_CLAIM_STALE_MS })).toBe('claimed');
+    expect(await processed.claimProvisional(WEBHOOK_CLAIM_SOURCE, tenantId(A), webhookClaimId(integration, eventKey(webhookEventSchema.parse(event))), { staleAfterMs: WEBHOOK_CLAIM_STALE_MS })).toBe('claimed');
     const accepted = () => webhookLogs().filter((l) => l.msg === 'HubSpot webhook accepted');
     const before = accepted().length;
     await clients.queue('hubspot-events').clearMessages();

@@ -173,22 +173,28 @@ export class DistributedBudget {
     const countedForMs = window.intervalMs + margin;
     const entry: Entry = { i: randomBytes(6).toString('base64url'), c: cls === 'interactive' ? 'i' : 'b', n: 1, r: sentAt, e: sentAt };
     for (let attempt = 0; attempt < this.#maxWriteAttempts; attempt++) {
-      const now = this.#now();
       const row = await this.#table.get(key.pk, key.rk);
-      const live = parseEntries(row?.data.entries).filter((x) => x.n > 0 && x.e + countedForMs > now);
+      const live = liveEntries(parseEntries(row?.data.entries), countedForMs, this.#now());
       const data: BudgetRow = { entries: JSON.stringify([...live, entry]), pausedUntil: row?.data.pausedUntil ?? 0, interactiveWaitingUntil: row?.data.interactiveWaitingUntil ?? 0 };
-      try {
-        if (row) await this.#table.update(key.pk, key.rk, data, row.etag, 'Replace');
-        else await this.#table.create(key.pk, key.rk, data);
+      if (await this.#write(key, row, data)) {
         this.#stats.lateCalls++;
         return;
-      } catch (err) {
-        if (err instanceof PreconditionFailedError || err instanceof ConflictError) {
-          this.#stats.writeConflicts++;
-          continue;
-        }
-        throw err;
       }
+    }
+  }
+
+  /** Writes the row under the ETag it was read with; false when another instance wrote it first. */
+  async #write(key: BudgetKey, row: { etag: string } | undefined, data: BudgetRow): Promise<boolean> {
+    try {
+      if (row) await this.#table.update(key.pk, key.rk, data, row.etag, 'Replace');
+      else await this.#table.create(key.pk, key.rk, data);
+      return true;
+    } catch (err) {
+      if (err instanceof PreconditionFailedError || err instanceof ConflictError) {
+        this.#stats.writeConflicts++;
+        return false;
+      }
+      throw err;
     }
   }
 
@@ -225,7 +231,7 @@ export class DistributedBudget {
       const now = this.#now();
       const row = await this.#table.get(key.pk, key.rk);
       const stored = parseEntries(row?.data.entries);
-      const live = stored.filter((x) => x.n > 0 && x.e + countedForMs > now);
+      const live = liveEntries(stored, countedForMs, now);
       let changed = live.length !== stored.length;
 
       // Snapshot of the pool: usable calls move to the new reservation, unusable ones are given back.
@@ -266,19 +272,7 @@ export class DistributedBudget {
       const entryId = grant > 0 ? randomBytes(6).toString('base64url') : undefined;
       // Denied: our own reservation stays as it was (its calls may still be used); only expired rows go.
       const entries = entryId ? [...afterClose, { i: entryId, c: cls === 'interactive' ? ('i' as const) : ('b' as const), n: grant + usable, r: now, e: now + hold }] : live;
-      if (entryId || changed) {
-        const data: BudgetRow = { entries: JSON.stringify(entries), pausedUntil, interactiveWaitingUntil };
-        try {
-          if (row) await this.#table.update(key.pk, key.rk, data, row.etag, 'Replace');
-          else await this.#table.create(key.pk, key.rk, data);
-        } catch (err) {
-          if (err instanceof PreconditionFailedError || err instanceof ConflictError) {
-            this.#stats.writeConflicts++;
-            continue;
-          }
-          throw err;
-        }
-      }
+      if ((entryId || changed) && !(await this.#write(key, row, { entries: JSON.stringify(entries), pausedUntil, interactiveWaitingUntil }))) continue;
       if (entryId) {
         // Calls taken from the pool since the snapshot came out of `usable`, which the new entry covers.
         pool.remaining = (usable > 0 ? pool.remaining : 0) + grant;
@@ -338,6 +332,11 @@ function waitUntilRoom(entries: Entry[], cap: number, countedForMs: number, now:
     if (total < cap) return Math.max(0, e.e + countedForMs - now);
   }
   return 0;
+}
+
+/** The reservations still counted at `now`. */
+function liveEntries(entries: Entry[], countedForMs: number, now: number): Entry[] {
+  return entries.filter((x) => x.n > 0 && x.e + countedForMs > now);
 }
 
 function parseEntries(raw: string | undefined): Entry[] {

@@ -92,7 +92,9 @@ export interface FanOutDeps {
   log: Logger;
 }
 
-const PROCESSED_SOURCE = 'hubspot-webhook';
+/** Where webhook event claims live in the Processed table, and the id of one (per integration and event). */
+export const WEBHOOK_CLAIM_SOURCE = 'hubspot-webhook';
+export const webhookClaimId = (integrationId: string, eventKey: string): string => `${integrationId}:${eventKey}`;
 const CLAIM_CONCURRENCY = 32;
 /**
  * An unconfirmed claim older than this belongs to a handler that died between claiming and queueing: a
@@ -139,7 +141,7 @@ export async function fanOut(deps: FanOutDeps, events: WebhookEvent[], deliveryI
         try {
           await deps.queues.send(QUEUES.hubspotEvents, chunk);
         } catch (err) {
-          await Promise.all(chunk.events.map((e) => deps.processed.release(PROCESSED_SOURCE, link.tenantId, `${link.integrationId}:${e.key}`).catch(() => undefined)));
+          await Promise.all(chunk.events.map((e) => deps.processed.release(WEBHOOK_CLAIM_SOURCE, link.tenantId, webhookClaimId(link.integrationId, e.key)).catch(() => undefined)));
           throw err;
         }
         result.messages++;
@@ -147,7 +149,7 @@ export async function fanOut(deps: FanOutDeps, events: WebhookEvent[], deliveryI
         // Queued: the claims are final. Should this write fail, the events are queued all the same, and the
         // claims only stay provisional (a later redelivery might queue them again, which is harmless).
         await deps.processed
-          .confirm(PROCESSED_SOURCE, link.tenantId, chunk.events.map((e) => `${link.integrationId}:${e.key}`))
+          .confirm(WEBHOOK_CLAIM_SOURCE, link.tenantId, chunk.events.map((e) => webhookClaimId(link.integrationId, e.key)))
           .catch((err: unknown) => deps.log.warn('could not confirm webhook event claims', { tenantId: link.tenantId, integrationId: link.integrationId, events: chunk.events.length, error: err }));
       }
     }
@@ -166,7 +168,7 @@ async function claimFresh(processed: ProcessedStore, link: PortalLink, list: Que
       const e = list[i] as QueuedEvent;
       if (seen.has(e.key)) continue;
       seen.add(e.key);
-      outcome[i] = await processed.claimProvisional(PROCESSED_SOURCE, link.tenantId, `${link.integrationId}:${e.key}`, { staleAfterMs: WEBHOOK_CLAIM_STALE_MS, note: e.eventId });
+      outcome[i] = await processed.claimProvisional(WEBHOOK_CLAIM_SOURCE, link.tenantId, webhookClaimId(link.integrationId, e.key), { staleAfterMs: WEBHOOK_CLAIM_STALE_MS, note: e.eventId });
     }
   };
   await Promise.all(Array.from({ length: Math.min(CLAIM_CONCURRENCY, list.length) }, worker));
