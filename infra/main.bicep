@@ -83,7 +83,7 @@ param msgraphTenantId string = ''
 param graphBaseUrl string = 'https://graph.microsoft.com'
 
 @description('MSGRAPH_AUTHORITY_HOST: Entra authority host for Graph client-credential tokens.')
-param msgraphAuthorityHost string = 'https://login.microsoftonline.com'
+param msgraphAuthorityHost string = environment().authentication.loginEndpoint
 
 @description('MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES: lifetime asked for Graph mail subscriptions (falls back to 4230 when Graph refuses more).')
 param msgraphSubscriptionLifetimeMinutes string = '4230'
@@ -135,10 +135,15 @@ var tags = {
   'azd-env-name': environmentName
 }
 var functionAppName = '${abbrs.webSitesFunctions}connectors-${resourceToken}'
+// Names are computed here, not taken from module outputs, so that what-if can predict every resource id.
+var identityName = '${abbrs.managedIdentityUserAssignedIdentities}connectors-${resourceToken}'
+var storageAccountName = '${abbrs.storageStorageAccounts}${resourceToken}'
+var keyVaultName = '${abbrs.keyVaultVaults}${resourceToken}'
+var applicationInsightsName = '${abbrs.insightsComponents}${resourceToken}'
 // Flex Consumption runs the app from a zip in this blob container (created in storage.bicep).
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 
-resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {
+resource rg 'Microsoft.Resources/resourceGroups@2025-04-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
   location: location
   tags: tags
@@ -152,7 +157,7 @@ module identity './app/identity.bicep' = {
   name: 'identity'
   scope: rg
   params: {
-    name: '${abbrs.managedIdentityUserAssignedIdentities}connectors-${resourceToken}'
+    name: identityName
     location: location
     tags: tags
   }
@@ -163,7 +168,7 @@ module monitoring './app/monitoring.bicep' = {
   scope: rg
   params: {
     logAnalyticsName: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
-    applicationInsightsName: '${abbrs.insightsComponents}${resourceToken}'
+    applicationInsightsName: applicationInsightsName
     location: location
     tags: tags
     dailyCapGb: logAnalyticsDailyCapGb
@@ -174,7 +179,7 @@ module storage './app/storage.bicep' = {
   name: 'storage'
   scope: rg
   params: {
-    name: '${abbrs.storageStorageAccounts}${resourceToken}'
+    name: storageAccountName
     location: location
     tags: tags
     deploymentContainerName: deploymentContainerName
@@ -185,7 +190,7 @@ module keyVault './app/keyvault.bicep' = {
   name: 'keyvault'
   scope: rg
   params: {
-    name: '${abbrs.keyVaultVaults}${resourceToken}'
+    name: keyVaultName
     location: location
     tags: tags
     softDeleteRetentionInDays: keyVaultSoftDeleteRetentionDays
@@ -195,10 +200,20 @@ module keyVault './app/keyvault.bicep' = {
 module rbac './app/rbac.bicep' = {
   name: 'rbac'
   scope: rg
+  // The roles are assigned on these resources, which the names alone do not make it wait for.
+  dependsOn: [
+    storage
+    monitoring
+    keyVault
+  ]
   params: {
-    storageAccountName: storage.outputs.name
-    applicationInsightsName: monitoring.outputs.applicationInsightsName
-    keyVaultName: keyVault.outputs.name
+    storageAccountName: storageAccountName
+    applicationInsightsName: applicationInsightsName
+    keyVaultName: keyVaultName
+    // The identity's principal id exists only once the identity does, so what-if cannot know it. It is part of
+    // the role assignments' names (guid(scope, principal, role)); changing those names would make ARM refuse
+    // the redeploy of an existing environment (RoleAssignmentExists), so the runtime value stays.
+    #disable-next-line what-if-short-circuiting
     appPrincipalId: identity.outputs.principalId
     operatorPrincipalId: principalId
     operatorPrincipalType: principalType
@@ -211,17 +226,21 @@ module functionApp './app/functionapp.bicep' = {
   // The app starts as soon as it exists: its identity must already hold its roles (storage, Key Vault).
   dependsOn: [
     rbac
+    identity
+    storage
+    monitoring
+    keyVault
   ]
   params: {
     name: functionAppName
     planName: '${abbrs.webServerFarms}${resourceToken}'
     location: location
     tags: tags
-    identityName: identity.outputs.name
-    storageAccountName: storage.outputs.name
+    identityName: identityName
+    storageAccountName: storageAccountName
     deploymentContainerName: deploymentContainerName
-    applicationInsightsName: monitoring.outputs.applicationInsightsName
-    keyVaultName: keyVault.outputs.name
+    applicationInsightsName: applicationInsightsName
+    keyVaultName: keyVaultName
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     apiJwtJwksUri: apiJwtJwksUri

@@ -11,7 +11,7 @@ param tags object
 @description('Daily ingestion cap in GB; -1 is no cap.')
 param dailyCapGb int = -1
 
-resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+resource workspace 'Microsoft.OperationalInsights/workspaces@2026-03-01' = {
   name: logAnalyticsName
   location: location
   tags: tags

@@ -100,7 +100,8 @@ export function lex(text: string): { code: string; inString: boolean[] } {
     // code (top level, or inside an interpolation)
     const interpolation = stack.length > 1;
     if (interpolation) inString[i] = true;
-    if (text.startsWith('//', i)) {
+    // `#disable-next-line rule` is a compiler directive that reads, for this parser, like a comment.
+    if (text.startsWith('//', i) || (!interpolation && text.startsWith('#disable-next-line', i))) {
       while (i < text.length && text[i] !== '\n') out[i++] = ' ';
       continue;
     }

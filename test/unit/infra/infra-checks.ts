@@ -617,6 +617,11 @@ function placeholder(key: string): string {
 }
 
 /** Builds the environment for one on/off combination of the optional groups and parses it. */
+/** What the `environment()` expressions main.bicep uses as parameter defaults evaluate to in Azure's public cloud. */
+const PUBLIC_CLOUD_VALUES: Record<string, string> = {
+  'environment().authentication.loginEndpoint': 'https://login.microsoftonline.com/',
+};
+
 export function checkSettingsParse(repo: Repo): string[] {
   const problems: string[] = [];
   const groups = appSettingsGroups(repo, problems);
@@ -630,6 +635,8 @@ export function checkSettingsParse(repo: Repo): string[] {
     const p = mainParamFor(repo, raw);
     const def = stringLiteral(p?.default?.raw);
     if (def) return def;
+    const known = p?.default?.raw !== undefined ? PUBLIC_CLOUD_VALUES[p.default.raw] : undefined;
+    if (known) return known;
     return placeholder(key);
   };
 
