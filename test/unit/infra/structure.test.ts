@@ -1,6 +1,7 @@
 /**
- * infra/ read as text, held in step with the code (there is no Bicep compiler here; scripts/infra-check.js
- * compiles when one is installed). Each check returns the problems it finds; the second half of this file
+ * infra/ read as text, held in step with the code: what the Bicep compiler cannot know (the settings the config
+ * schema reads, the tables and queues the code uses, the roles it needs). Compiling and linting is
+ * scripts/infra-check.js's job (run by .ci/run). Each check returns the problems it finds; the second half of this file
  * breaks copies of the real files on purpose and expects each check to notice.
  */
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
