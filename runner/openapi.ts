@@ -19,12 +19,20 @@ interface RouteSpecLike {
   query?: z.ZodType;
   body?: z.ZodType;
   summary?: string;
+  response?: { status: number; schema: z.ZodType; description?: string };
 }
 
 type JsonObject = Record<string, unknown>;
 
 function schemaOf(s: z.ZodType): JsonObject {
   const json = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as JsonObject;
+  delete json.$schema;
+  return json;
+}
+
+/** What a route answers: the schema's output side. */
+function outputSchemaOf(s: z.ZodType): JsonObject {
+  const json = z.toJSONSchema(s, { io: 'output', unrepresentable: 'any' }) as JsonObject;
   delete json.$schema;
   return json;
 }
@@ -55,7 +63,10 @@ export function buildOpenApi(registrations: Registration[], routePrefix: string,
         parameters: [...parameters(spec?.params, 'path'), ...parameters(spec?.query, 'query')],
         security,
         responses: {
-          default: { description: 'Success, or an RFC 7807 problem', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
+          ...(spec?.response
+            ? { [String(spec.response.status)]: { description: spec.response.description ?? 'Success', content: { 'application/json': { schema: outputSchemaOf(spec.response.schema) } } } }
+            : {}),
+          default: { description: spec?.response ? 'An RFC 7807 problem' : 'Success, or an RFC 7807 problem', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
         },
       };
       if (spec?.body && method !== 'GET') op.requestBody = { required: true, content: { 'application/json': { schema: schemaOf(spec.body) } } };

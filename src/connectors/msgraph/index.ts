@@ -21,6 +21,18 @@ export {
 export { graphMessageSchema, type GraphMessage } from './messages';
 export { createEvent, getFreeBusy, newEventSchema, type NewEvent, type FreeBusy, type CreatedEvent } from './calendar';
 export { findUserByEmail, getUser, listGroupMembers, type DirectoryUser, type GroupMember } from './users';
+export {
+  calendarEventRequestSchema,
+  calendarEventResponseSchema,
+  createCalendarEvent,
+  directoryUserResponseSchema,
+  freeBusy,
+  groupMembers,
+  groupMembersResponseSchema,
+  scheduleRequestSchema,
+  scheduleResponseSchema,
+  userByEmail,
+} from './directory';
 export { inboxDelta, type DeltaResult } from './delta';
 export { SubscriptionService, clientStateHash, clientStateMatches, DOCUMENTED_MAX_MINUTES } from './subscriptions';
 export { acceptNotifications, MAX_NOTIFICATION_BYTES, MAX_VALIDATION_TOKEN_LENGTH, type AcceptResult, type NotificationKind } from './notifications';

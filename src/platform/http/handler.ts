@@ -18,6 +18,8 @@ export interface RouteSpec<P, Q, B> {
   maxBodyBytes?: number;
   /** One line for the OpenAPI description. */
   summary?: string;
+  /** The success answer, for the OpenAPI description (the end-to-end tests check answers against it). */
+  response?: { status: number; schema: z.ZodType; description?: string };
 }
 
 /** The route spec travels with the handler so `npm run openapi` can describe the API from the registrations. */

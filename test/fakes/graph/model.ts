@@ -72,6 +72,7 @@ export interface FakeEvent {
   attendees: Array<{ emailAddress: { address: string; name?: string }; type?: string }>;
   location?: { displayName: string };
   showAs: string;
+  transactionId?: string;
 }
 
 export interface FakeSubscription {

@@ -504,6 +504,13 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
     const b = body as Partial<FakeEvent> | undefined;
     if (!b || typeof b.subject !== 'string' || !b.start?.dateTime || !b.end?.dateTime) return graphError(400, 'ErrorInvalidRequest', 'subject, start and end are required.');
     if (calendarId !== 'default' && !calendars.has(`${tenantId}:${user.id}:${calendarId}`)) return graphError(404, 'ErrorItemNotFound', 'The specified object was not found in the store.');
+    // Graph's transactionId: a retried create with the same id gives the event already made, not a second one.
+    const transactionId = (b as { transactionId?: unknown }).transactionId;
+    const earlier = typeof transactionId === 'string' ? events.find((e) => e.tenantId === tenantId && e.userId === user.id && e.transactionId === transactionId) : undefined;
+    if (earlier) {
+      const { tenantId: _t, userId: _u, calendarId: _c, ...rest } = earlier;
+      return { status: 201, body: { '@odata.context': `${url}/v1.0/$metadata#users('${user.id}')/events/$entity`, ...rest } };
+    }
     const ev: FakeEvent = {
       id: exchangeLikeId('evt'),
       tenantId,
@@ -516,6 +523,7 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
       attendees: b.attendees ?? [],
       ...(b.location ? { location: b.location } : {}),
       showAs: b.showAs ?? 'busy',
+      ...(typeof transactionId === 'string' ? { transactionId } : {}),
     };
     events.push(ev);
     const { tenantId: _t, userId: _u, calendarId: _c, ...rest } = ev;
