@@ -1,7 +1,7 @@
 import type { Client } from '@microsoft/microsoft-graph-client';
-import { convert } from 'html-to-text';
 import { z } from 'zod';
 import { collectPages } from './paging';
+import { bodyText, boundChars, cleanSubject, MAX_SUBJECT_CHARS, MAX_TEXT_BYTES, stripQuotedReply, truncateUtf8 } from './mailText';
 import { addressOf, graphMessageSchema, headerValue, MESSAGE_SELECT, odataString, pathSegment, THREAD_SELECT, type GraphMessage, type GraphRecipient } from './messages';
 
 // -----------------------------------------------------------------------------------------------
@@ -23,11 +23,12 @@ const attachmentMetaSchema = z.object({
   isInline: z.boolean(),
 });
 
+export { bodyText, cleanSubject, htmlToPlainText, MAX_TEXT_BYTES, stripQuotedReply, truncateUtf8 } from './mailText';
+
 /**
- * Description and comment bodies are cut at this many UTF-8 bytes, recipient and attachment lists at
- * the counts below: a queue message holds 48 KiB of JSON, and JSON escaping can double a text.
+ * Description and comment bodies are cut at `MAX_TEXT_BYTES` UTF-8 bytes, recipient and attachment
+ * lists at the counts below: a queue message holds 48 KiB of JSON, and JSON escaping can double a text.
  */
-export const MAX_TEXT_BYTES = 16 * 1024;
 export const MAX_RECIPIENTS = 100;
 export const MAX_ATTACHMENTS = 50;
 /** JSON bytes an event's `data` may take, leaving room for the CloudEvent envelope within 48 KiB. */
@@ -130,75 +131,7 @@ export type TicketComment = z.infer<typeof ticketCommentSchema>;
 // Text
 // -----------------------------------------------------------------------------------------------
 
-// Reply/forward prefixes in the languages Outlook users most often send: RE, FW, FWD, AW/WG (de),
-// SV/VS (nordic), ANTW (nl), TR/RE (fr), RIF/I (it), RV/RES/ENC (es/pt), optionally numbered "RE[2]:".
-const PREFIX = /^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|antw|doorst|tr|rif|rv|res|enc)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+/i;
-
-export function cleanSubject(subject: string | null | undefined): string {
-  const s = (subject ?? '').replace(/\s+/g, ' ').trim();
-  return s.replace(PREFIX, '').trim();
-}
-
-export function htmlToPlainText(html: string): string {
-  return convert(html, {
-    wordwrap: false,
-    selectors: [
-      { selector: 'img', format: 'skip' },
-      { selector: 'a', options: { hideLinkHrefIfSameAsText: true, ignoreHref: false } },
-      { selector: 'style', format: 'skip' },
-      { selector: 'script', format: 'skip' },
-    ],
-  })
-    .replace(/\n{3,}/g, '\n\n')
-    .trim();
-}
-
-export function bodyText(message: GraphMessage): string {
-  const body = message.body;
-  if (!body?.content) return (message.bodyPreview ?? '').trim();
-  return /html/i.test(body.contentType) ? htmlToPlainText(body.content) : body.content.replace(/\r\n/g, '\n').trim();
-}
-
-// Lines where quoted history starts in Outlook, Gmail and Apple Mail replies.
-const QUOTE_STARTS = [
-  /^-{2,}\s*original message\s*-{2,}/i,
-  /^_{10,}\s*$/,
-  /^from:\s.+$/i,
-  /^von:\s.+$/i,
-  /^on .{4,200} wrote:\s*$/i,
-  /^am .{4,200} schrieb .{0,200}:\s*$/i,
-  /^le .{4,200} a écrit\s*:\s*$/i,
-];
-
-/** The new part of a reply: everything above the first quoted-history marker (or `>` block). */
-export function stripQuotedReply(text: string): string {
-  const lines = text.split('\n');
-  let cut = lines.length;
-  for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] as string).trim();
-    if (QUOTE_STARTS.some((re) => re.test(line))) {
-      cut = i;
-      break;
-    }
-    if (line.startsWith('>') && lines.slice(i).every((l) => l.trim() === '' || l.trim().startsWith('>'))) {
-      cut = i;
-      break;
-    }
-  }
-  // Outlook draws a rule (<hr>, rendered as dashes) above its "From:" block.
-  const kept = lines.slice(0, cut).join('\n').replace(/(\n\s*[-_]{3,}\s*)+$/, '').trim();
-  // A reply that is all quote (forward without a note) keeps its text.
-  return kept.length > 0 ? kept : text.trim();
-}
-
-export function truncateUtf8(text: string, maxBytes: number = MAX_TEXT_BYTES): { text: string; truncated: boolean } {
-  const buf = Buffer.from(text, 'utf8');
-  if (buf.length <= maxBytes) return { text, truncated: false };
-  // Back off to a character boundary (continuation bytes are 10xxxxxx).
-  let end = maxBytes;
-  while (end > 0 && ((buf[end] as number) & 0xc0) === 0x80) end--;
-  return { text: buf.subarray(0, end).toString('utf8'), truncated: true };
-}
+// The parsing itself (subjects, bodies, quoted history, byte cuts) is in `mailText.ts`.
 
 export function importanceOf(message: GraphMessage): 'low' | 'normal' | 'high' {
   const i = (message.importance ?? '').toLowerCase();
@@ -250,7 +183,7 @@ export function createTicketFromEmail(message: GraphMessage, mailbox: string): T
     source: 'email',
     mailbox: mailbox.toLowerCase(),
     subject: cleanSubject(message.subject) || '(no subject)',
-    originalSubject: message.subject ?? '',
+    originalSubject: boundChars(message.subject ?? '', MAX_SUBJECT_CHARS),
     description: text,
     truncated,
     from,
