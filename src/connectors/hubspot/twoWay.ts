@@ -36,7 +36,9 @@ export const companyPushSchema = z.object({
     .string()
     .trim()
     .toLowerCase()
-    .refine(isBareDomain, 'a bare domain such as example.com'),
+    .max(253, 'a bare domain such as example.com')
+    .refine(isBareDomain, 'a bare domain such as example.com')
+    .meta({ description: 'A bare domain such as example.com: labels of a-z, 0-9 and inner "-" (1-63 each) separated by dots, ending in a top-level label of 2-63 letters; at most 253 characters.' }),
   properties,
 });
 export type ContactPush = z.infer<typeof contactPushSchema>;

@@ -302,28 +302,60 @@ export class ThreadNotFoundError extends Error {
   }
 }
 
+export class NoRecipientError extends Error {
+  constructor() {
+    super('the conversation has no requester to reply to');
+    this.name = 'NoRecipientError';
+  }
+}
+
+/** Who wrote a message (its author, else the mailbox that sent it), lower-case. */
+function senderOf(m: GraphMessage): string | undefined {
+  return addressOf(m.from) ?? addressOf(m.sender);
+}
+
+/** `{ requester }` for a conversation row started by this message (nothing when it names no sender). */
+export function requesterOf(message: GraphMessage): { requester?: string } {
+  const requester = senderOf(message);
+  return requester ? { requester } : {};
+}
+
 export interface ReplyInput {
   conversationId: string;
   /** HTML of the reply; Graph puts it above the quoted thread. */
   body: string;
   /** The tenant's support mailbox the reply is sent from (and whose thread it answers). */
   fromAddress: string;
+  /** Who gets the reply: the addresses the engine named, else the ticket's requester (lower-case). */
+  to?: string[] | undefined;
+  /** The conversation's first message (`messageKey`): finds the requester when `to` is not given. */
+  firstMessageKey?: string | undefined;
 }
 
 /**
- * Replies in the thread, from the support mailbox, with Graph's `reply` on the latest message the
- * customer sent (not on our own last reply, which would address the reply to ourselves). Graph builds
- * In-Reply-To / References and keeps the conversation; the sent reply lands in Sent Items. Not retried:
- * a reply that reached Graph must not go out twice.
+ * Replies in the thread, from the support mailbox, to the ticket's requester (or the addresses the
+ * engine named), never to whoever wrote last: anyone can thread a message into a conversation by
+ * replying to a copy of it, and must not receive the engine's answer. Graph's `reply` is made on the
+ * latest message of a recipient (else the latest inbound one) so the thread reads naturally, with
+ * explicit `toRecipients` so Graph does not pick the recipients from that message's From or Reply-To.
+ * Without `to`, the requester is the sender of the conversation's first message (`firstMessageKey`),
+ * else of its earliest inbound one. Graph builds In-Reply-To / References and keeps the conversation;
+ * the sent reply lands in Sent Items. Not retried: a reply that reached Graph must not go out twice.
  */
-export async function replyToThread(client: Client, input: ReplyInput): Promise<{ repliedToMessageId: string; repliedToInternetMessageId: string | undefined }> {
+export async function replyToThread(client: Client, input: ReplyInput): Promise<{ repliedToMessageId: string; repliedToInternetMessageId: string | undefined; to: string[] }> {
   const mailbox = input.fromAddress.toLowerCase();
   const thread = await getConversationThread(client, mailbox, input.conversationId);
-  const inbound = thread.filter((m) => (addressOf(m.from) ?? addressOf(m.sender)) !== mailbox);
-  const target = inbound.at(-1) ?? thread.at(-1);
-  if (!target) throw new ThreadNotFoundError();
+  if (thread.length === 0) throw new ThreadNotFoundError();
+  const inbound = thread.filter((m) => senderOf(m) !== mailbox);
+  const named = (input.to ?? []).map((a) => a.trim().toLowerCase()).filter((a) => a !== '');
+  const first = (input.firstMessageKey !== undefined ? inbound.find((m) => messageKey(m) === input.firstMessageKey) : undefined) ?? inbound[0];
+  const requester = first ? senderOf(first) : undefined;
+  const to = [...new Set(named.length > 0 ? named : requester ? [requester] : [])];
+  if (to.length === 0) throw new NoRecipientError();
+  const recipients = new Set(to);
+  const target = [...inbound].reverse().find((m) => recipients.has(senderOf(m) ?? '')) ?? inbound.at(-1) ?? (thread.at(-1) as GraphMessage);
   await client
     .api(`/users/${pathSegment(mailbox)}/messages/${pathSegment(target.id)}/reply`)
-    .post({ message: { body: { contentType: 'HTML', content: input.body } } });
-  return { repliedToMessageId: target.id, repliedToInternetMessageId: target.internetMessageId ?? undefined };
+    .post({ message: { toRecipients: to.map((address) => ({ emailAddress: { address } })), body: { contentType: 'HTML', content: input.body } } });
+  return { repliedToMessageId: target.id, repliedToInternetMessageId: target.internetMessageId ?? undefined, to };
 }
