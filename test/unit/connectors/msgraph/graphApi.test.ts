@@ -125,6 +125,13 @@ describe('Graph calls through the real SDK against the fake', () => {
       expect(named.repliedToMessageId).toBe(fake.messages(tenant, support, 'inbox').filter((m) => m.conversationId === conv).at(-1)?.immutableId);
     });
 
+    it('replyToThread on a thread with only our own mail and no one named refuses instead of writing to itself', async () => {
+      const own = await fake.deliverMail(tenant, support, { from: support, subject: 'Notice', text: 'maintenance tonight' }, { notify: false });
+      const before = fake.messages(tenant, support, 'sentitems').length;
+      await expect(replyToThread(factory.client(tenant), { conversationId: own.message.conversationId, body: 'x', fromAddress: support })).rejects.toThrow(/no requester/);
+      expect(fake.messages(tenant, support, 'sentitems')).toHaveLength(before);
+    });
+
     it('replyToThread on an unknown conversation fails without sending', async () => {
       const before = fake.messages(tenant, support, 'sentitems').length;
       await expect(replyToThread(factory.client(tenant), { conversationId: 'nope+/=', body: '<p>x</p>', fromAddress: support })).rejects.toThrow(/no message/);
