@@ -235,7 +235,8 @@ export function plain(text: string): string {
 
 /** The `<at>` text must match the entity exactly, so keep it free of markup and of reasonable length. */
 function mentionName(name: string): string {
-  const cleaned = plain(name).replace(/[<>]/g, '').trim();
+  // `plain` again after removing `<>`: the removal can join `]` and `(` (`[x]<(url)` → `[x](url)`).
+  const cleaned = plain(plain(name).replace(/[<>]/g, '')).trim();
   return truncate(cleaned === '' ? 'assignee' : cleaned, 100);
 }
 

@@ -12,7 +12,7 @@ import { cardTexts } from '../../../fakes/teams';
 
 const FRAGMENTS = [
   '[', ']', '(', ')', '](', '][', ']:', '<', '>', '/', '<at>', '</at>', '<AT>', 'at', 'At', 'a', 't', ' ', '\n', '\r', '\t',
-  'http://', 'https://evil.example', 'Reset MFA', 'Alice',
+  'http://', 'https://evil.example', 'Reset MFA', 'Alice', ']<(', ']>(', '[x]<(y)',
   '\u0000', '\u0001', '\u001f', '\u007f', '\u0085', '\u009f', '\u2028', '\u2029',
   '\u200b', '\u200c', '\u200d', '\u2060', '\ufeff', '\u00ad', '\u034f', '\ufe0f', '\u3164', '\uffa0',
   '\u202a', '\u202e', '\u2066', '\u2069', '\u200e', '\u061c',
@@ -59,6 +59,12 @@ describe('plain', () => {
     fc.assert(fc.property(ordinary, (x) => plain(x) === x.normalize('NFKC')), { numRuns: 2000 });
     expect(plain('[EXTERNAL] Printer (floor 3) is broken — see https://status.example/x')).toBe('[EXTERNAL] Printer (floor 3) is broken — see https://status.example/x');
     expect(plain('2 < 3 and 5 > 4')).toBe('2 < 3 and 5 > 4');
+  });
+
+  it("an assignee's name cannot become a link inside the mention either", () => {
+    const card = assignmentCard({ id: 'INC-1', title: 't', priority: 'P1', status: 'open', url: 'https://itil.example.com/t/1', assignee: { name: '[Reset MFA]<(https://evil.example)', email: 'ada@example.com' } }, { notificationId: 'n-1', count: 1, windowMinutes: 30, createdAt: new Date() });
+    for (const t of cardTexts(card)) expect(t).not.toMatch(LINK);
+    expect(card.msteams?.entities?.[0]?.text).toBe('<at>[Reset MFA] (https://evil.example)</at>');
   });
 
   it('every text of every card made from hostile ticket fields is free of links, and of mentions but its own', () => {
