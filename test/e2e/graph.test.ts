@@ -266,6 +266,41 @@ describe('Microsoft Graph end to end', () => {
     expect(fake.messages(entraA, supportA, 'sentitems')).toHaveLength(1);
   });
 
+  // Replies tenant A's support mailbox has sent so far (the isolation checks below count them).
+  let sentByA = 1;
+
+  it("an outsider's message threaded into the conversation does not make them the reply's recipient: the requester gets it", async () => {
+    const outsider = 'mallory@outsider.example';
+    const { message: intruding } = await fake.deliverMail(entraA, supportA, {
+      from: outsider,
+      subject: 'RE: Printer on floor 3 is broken',
+      html: '<p>Please send me the details.</p>',
+      conversationId: first.conversationId,
+      inReplyTo: second.internetMessageId,
+      receivedAt: new Date(Date.parse(first.receivedDateTime) + 120_000),
+    });
+    const comment = await nextEvent();
+    expect(comment.data).toMatchObject({ conversationId: first.conversationId, from: { address: outsider }, messageId: intruding.immutableId });
+
+    const res = await postJson(`msgraph/reply/tenant-a/${integrationA}`, { conversation_id: first.conversationId, body_html: '<p>Fixed.</p>' }, 'tenant-a', { 'idempotency-key': 'reply-2' });
+    expect(res.status).toBe(202);
+    // Threaded under the requester's latest mail, not the outsider's.
+    expect(await res.json()).toMatchObject({ status: 'sent', replied_to_message_id: second.immutableId });
+    const sent = fake.messages(entraA, supportA, 'sentitems');
+    expect(sent).toHaveLength(++sentByA);
+    const reply = sent.at(-1);
+    expect(reply?.body.content).toBe('<p>Fixed.</p>');
+    expect(reply?.toRecipients.map((r) => r.emailAddress.address)).toEqual([customer]);
+    expect(reply?.ccRecipients).toEqual([]);
+    expect(reply?.internetMessageHeaders.find((h) => h.name === 'In-Reply-To')?.value).toBe(second.internetMessageId);
+
+    // Addresses the engine names are the recipients instead.
+    const named = await postJson(`msgraph/reply/tenant-a/${integrationA}`, { conversation_id: first.conversationId, body_html: '<p>FYI</p>', to: ['Colleague@Customer.example'] }, 'tenant-a', { 'idempotency-key': 'reply-3' });
+    expect(named.status).toBe(202);
+    expect(fake.messages(entraA, supportA, 'sentitems')).toHaveLength(++sentByA);
+    expect(fake.messages(entraA, supportA, 'sentitems').at(-1)?.toRecipients.map((r) => r.emailAddress.address)).toEqual(['colleague@customer.example']);
+  });
+
   it('an auto-reply, a bounce and a redelivered notification produce nothing', async () => {
     const ignoredBefore = logLines('graph mail ignored').length;
     const dupBefore = logLines('"reason":"duplicate"').length;
@@ -363,7 +398,7 @@ describe('Microsoft Graph end to end', () => {
       expect(cross.status).toBe(422);
       const noThread = await postJson(`msgraph/reply/tenant-b/${integrationB}`, { conversation_id: first.conversationId, body_html: '<p>x</p>' }, 'tenant-b');
       expect(noThread.status).toBe(404);
-      expect(fake.messages(entraA, supportA, 'sentitems')).toHaveLength(1);
+      expect(fake.messages(entraA, supportA, 'sentitems')).toHaveLength(sentByA);
       expect(fake.messages(entraB, supportB, 'sentitems')).toHaveLength(0);
       const listB = await api(`msgraph/mailboxes/tenant-b/${integrationB}`, { tenant: 'tenant-b' });
       expect(((await listB.json()) as { mailboxes: Array<{ address: string }> }).mailboxes.map((m) => m.address)).toEqual([supportB]);

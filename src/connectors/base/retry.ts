@@ -147,11 +147,11 @@ export type HeaderSource = { get(name: string): string | null | undefined } | Re
 export function parseRetryAfter(headers: HeaderSource, now: number = Date.now()): number | undefined {
   for (const name of ['retry-after-ms', 'x-ms-retry-after-ms']) {
     const raw = headerValue(headers, name);
-    if (raw !== undefined && /^\d+(\.\d+)?$/.test(raw)) return Math.ceil(Number(raw));
+    if (raw !== undefined && /^\d+(?:\.\d+|)$/.test(raw)) return Math.ceil(Number(raw));
   }
   const raw = headerValue(headers, 'retry-after');
   if (raw === undefined) return undefined;
-  if (/^\d+(\.\d+)?$/.test(raw)) return Math.ceil(Number(raw) * 1000);
+  if (/^\d+(?:\.\d+|)$/.test(raw)) return Math.ceil(Number(raw) * 1000);
   // All three HTTP-date forms start with a day name; without this, Date.parse('-5') is year -5.
   if (!/^[A-Za-z]{3,9},? /.test(raw)) return undefined;
   // asctime dates carry no zone and Date.parse would read them as local time; HTTP dates are GMT.

@@ -19,13 +19,26 @@ export const ASSOCIATION_TYPES = {
 const propertyValue = z.union([z.string().max(65_536), z.number(), z.boolean()]).transform(String);
 const properties = z.record(z.string().regex(/^[a-z0-9_]{1,100}$/, 'HubSpot property names are lower-case letters, digits and "_"'), propertyValue).default({});
 
+// Labels one at a time rather than one regex with a repeated group holding a quantifier (nested
+// quantifiers are what `safe-regex2` rejects in `test/unit/security/regexes.test.ts`).
+const DOMAIN_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9]|)$/;
+const TOP_LEVEL_LABEL = /^[a-z]{2,63}$/;
+function isBareDomain(domain: string): boolean {
+  if (domain.length < 1 || domain.length > 253) return false;
+  const labels = domain.split('.');
+  const top = labels.pop() as string;
+  return labels.length > 0 && TOP_LEVEL_LABEL.test(top) && labels.every((l) => DOMAIN_LABEL.test(l));
+}
+
 export const contactPushSchema = z.object({ email: z.string().trim().toLowerCase().pipe(z.email()), properties });
 export const companyPushSchema = z.object({
   domain: z
     .string()
     .trim()
     .toLowerCase()
-    .regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'a bare domain such as example.com'),
+    .max(253, 'a bare domain such as example.com')
+    .refine(isBareDomain, 'a bare domain such as example.com')
+    .meta({ description: 'A bare domain such as example.com: labels of a-z, 0-9 and inner "-" (1-63 each) separated by dots, ending in a top-level label of 2-63 letters; at most 253 characters.' }),
   properties,
 });
 export type ContactPush = z.infer<typeof contactPushSchema>;

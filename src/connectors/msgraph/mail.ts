@@ -1,7 +1,7 @@
 import type { Client } from '@microsoft/microsoft-graph-client';
-import { convert } from 'html-to-text';
 import { z } from 'zod';
 import { collectPages } from './paging';
+import { bodyText, boundChars, cleanSubject, MAX_SUBJECT_CHARS, MAX_TEXT_BYTES, stripQuotedReply, truncateUtf8 } from './mailText';
 import { addressOf, graphMessageSchema, headerValue, MESSAGE_SELECT, odataString, pathSegment, THREAD_SELECT, type GraphMessage, type GraphRecipient } from './messages';
 
 // -----------------------------------------------------------------------------------------------
@@ -23,11 +23,12 @@ const attachmentMetaSchema = z.object({
   isInline: z.boolean(),
 });
 
+export { bodyText, cleanSubject, htmlToPlainText, MAX_TEXT_BYTES, stripQuotedReply, truncateUtf8 } from './mailText';
+
 /**
- * Description and comment bodies are cut at this many UTF-8 bytes, recipient and attachment lists at
- * the counts below: a queue message holds 48 KiB of JSON, and JSON escaping can double a text.
+ * Description and comment bodies are cut at `MAX_TEXT_BYTES` UTF-8 bytes, recipient and attachment
+ * lists at the counts below: a queue message holds 48 KiB of JSON, and JSON escaping can double a text.
  */
-export const MAX_TEXT_BYTES = 16 * 1024;
 export const MAX_RECIPIENTS = 100;
 export const MAX_ATTACHMENTS = 50;
 /** JSON bytes an event's `data` may take, leaving room for the CloudEvent envelope within 48 KiB. */
@@ -130,75 +131,7 @@ export type TicketComment = z.infer<typeof ticketCommentSchema>;
 // Text
 // -----------------------------------------------------------------------------------------------
 
-// Reply/forward prefixes in the languages Outlook users most often send: RE, FW, FWD, AW/WG (de),
-// SV/VS (nordic), ANTW (nl), TR/RE (fr), RIF/I (it), RV/RES/ENC (es/pt), optionally numbered "RE[2]:".
-const PREFIX = /^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|antw|doorst|tr|rif|rv|res|enc)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+/i;
-
-export function cleanSubject(subject: string | null | undefined): string {
-  const s = (subject ?? '').replace(/\s+/g, ' ').trim();
-  return s.replace(PREFIX, '').trim();
-}
-
-export function htmlToPlainText(html: string): string {
-  return convert(html, {
-    wordwrap: false,
-    selectors: [
-      { selector: 'img', format: 'skip' },
-      { selector: 'a', options: { hideLinkHrefIfSameAsText: true, ignoreHref: false } },
-      { selector: 'style', format: 'skip' },
-      { selector: 'script', format: 'skip' },
-    ],
-  })
-    .replace(/\n{3,}/g, '\n\n')
-    .trim();
-}
-
-export function bodyText(message: GraphMessage): string {
-  const body = message.body;
-  if (!body?.content) return (message.bodyPreview ?? '').trim();
-  return /html/i.test(body.contentType) ? htmlToPlainText(body.content) : body.content.replace(/\r\n/g, '\n').trim();
-}
-
-// Lines where quoted history starts in Outlook, Gmail and Apple Mail replies.
-const QUOTE_STARTS = [
-  /^-{2,}\s*original message\s*-{2,}/i,
-  /^_{10,}\s*$/,
-  /^from:\s.+$/i,
-  /^von:\s.+$/i,
-  /^on .{4,200} wrote:\s*$/i,
-  /^am .{4,200} schrieb .{0,200}:\s*$/i,
-  /^le .{4,200} a écrit\s*:\s*$/i,
-];
-
-/** The new part of a reply: everything above the first quoted-history marker (or `>` block). */
-export function stripQuotedReply(text: string): string {
-  const lines = text.split('\n');
-  let cut = lines.length;
-  for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] as string).trim();
-    if (QUOTE_STARTS.some((re) => re.test(line))) {
-      cut = i;
-      break;
-    }
-    if (line.startsWith('>') && lines.slice(i).every((l) => l.trim() === '' || l.trim().startsWith('>'))) {
-      cut = i;
-      break;
-    }
-  }
-  // Outlook draws a rule (<hr>, rendered as dashes) above its "From:" block.
-  const kept = lines.slice(0, cut).join('\n').replace(/(\n\s*[-_]{3,}\s*)+$/, '').trim();
-  // A reply that is all quote (forward without a note) keeps its text.
-  return kept.length > 0 ? kept : text.trim();
-}
-
-export function truncateUtf8(text: string, maxBytes: number = MAX_TEXT_BYTES): { text: string; truncated: boolean } {
-  const buf = Buffer.from(text, 'utf8');
-  if (buf.length <= maxBytes) return { text, truncated: false };
-  // Back off to a character boundary (continuation bytes are 10xxxxxx).
-  let end = maxBytes;
-  while (end > 0 && ((buf[end] as number) & 0xc0) === 0x80) end--;
-  return { text: buf.subarray(0, end).toString('utf8'), truncated: true };
-}
+// The parsing itself (subjects, bodies, quoted history, byte cuts) is in `mailText.ts`.
 
 export function importanceOf(message: GraphMessage): 'low' | 'normal' | 'high' {
   const i = (message.importance ?? '').toLowerCase();
@@ -250,7 +183,7 @@ export function createTicketFromEmail(message: GraphMessage, mailbox: string): T
     source: 'email',
     mailbox: mailbox.toLowerCase(),
     subject: cleanSubject(message.subject) || '(no subject)',
-    originalSubject: message.subject ?? '',
+    originalSubject: boundChars(message.subject ?? '', MAX_SUBJECT_CHARS),
     description: text,
     truncated,
     from,
@@ -369,28 +302,60 @@ export class ThreadNotFoundError extends Error {
   }
 }
 
+export class NoRecipientError extends Error {
+  constructor() {
+    super('the conversation has no requester to reply to');
+    this.name = 'NoRecipientError';
+  }
+}
+
+/** Who wrote a message (its author, else the mailbox that sent it), lower-case. */
+function senderOf(m: GraphMessage): string | undefined {
+  return addressOf(m.from) ?? addressOf(m.sender);
+}
+
+/** `{ requester }` for a conversation row started by this message (nothing when it names no sender). */
+export function requesterOf(message: GraphMessage): { requester?: string } {
+  const requester = senderOf(message);
+  return requester ? { requester } : {};
+}
+
 export interface ReplyInput {
   conversationId: string;
   /** HTML of the reply; Graph puts it above the quoted thread. */
   body: string;
   /** The tenant's support mailbox the reply is sent from (and whose thread it answers). */
   fromAddress: string;
+  /** Who gets the reply: the addresses the engine named, else the ticket's requester (lower-case). */
+  to?: string[] | undefined;
+  /** The conversation's first message (`messageKey`): finds the requester when `to` is not given. */
+  firstMessageKey?: string | undefined;
 }
 
 /**
- * Replies in the thread, from the support mailbox, with Graph's `reply` on the latest message the
- * customer sent (not on our own last reply, which would address the reply to ourselves). Graph builds
- * In-Reply-To / References and keeps the conversation; the sent reply lands in Sent Items. Not retried:
- * a reply that reached Graph must not go out twice.
+ * Replies in the thread, from the support mailbox, to the ticket's requester (or the addresses the
+ * engine named), never to whoever wrote last: anyone can thread a message into a conversation by
+ * replying to a copy of it, and must not receive the engine's answer. Graph's `reply` is made on the
+ * latest message of a recipient (else the latest inbound one) so the thread reads naturally, with
+ * explicit `toRecipients` so Graph does not pick the recipients from that message's From or Reply-To.
+ * Without `to`, the requester is the sender of the conversation's first message (`firstMessageKey`),
+ * else of its earliest inbound one. Graph builds In-Reply-To / References and keeps the conversation;
+ * the sent reply lands in Sent Items. Not retried: a reply that reached Graph must not go out twice.
  */
-export async function replyToThread(client: Client, input: ReplyInput): Promise<{ repliedToMessageId: string; repliedToInternetMessageId: string | undefined }> {
+export async function replyToThread(client: Client, input: ReplyInput): Promise<{ repliedToMessageId: string; repliedToInternetMessageId: string | undefined; to: string[] }> {
   const mailbox = input.fromAddress.toLowerCase();
   const thread = await getConversationThread(client, mailbox, input.conversationId);
-  const inbound = thread.filter((m) => (addressOf(m.from) ?? addressOf(m.sender)) !== mailbox);
-  const target = inbound.at(-1) ?? thread.at(-1);
-  if (!target) throw new ThreadNotFoundError();
+  if (thread.length === 0) throw new ThreadNotFoundError();
+  const inbound = thread.filter((m) => senderOf(m) !== mailbox);
+  const named = (input.to ?? []).map((a) => a.trim().toLowerCase()).filter((a) => a !== '');
+  const first = (input.firstMessageKey !== undefined ? inbound.find((m) => messageKey(m) === input.firstMessageKey) : undefined) ?? inbound[0];
+  const requester = first ? senderOf(first) : undefined;
+  const to = [...new Set(named.length > 0 ? named : requester ? [requester] : [])];
+  if (to.length === 0) throw new NoRecipientError();
+  const recipients = new Set(to);
+  const target = [...inbound].reverse().find((m) => recipients.has(senderOf(m) ?? '')) ?? inbound.at(-1) ?? (thread.at(-1) as GraphMessage);
   await client
     .api(`/users/${pathSegment(mailbox)}/messages/${pathSegment(target.id)}/reply`)
-    .post({ message: { body: { contentType: 'HTML', content: input.body } } });
-  return { repliedToMessageId: target.id, repliedToInternetMessageId: target.internetMessageId ?? undefined };
+    .post({ message: { toRecipients: to.map((address) => ({ emailAddress: { address } })), body: { contentType: 'HTML', content: input.body } } });
+  return { repliedToMessageId: target.id, repliedToInternetMessageId: target.internetMessageId ?? undefined, to };
 }

@@ -3,9 +3,11 @@ import { AppError, NotFoundError } from '../../platform/errors';
 import type { Logger } from '../../platform/logging';
 import type { IntegrationId, TenantId } from '../../storage';
 import { toAppError } from './errors';
-import { replyToThread, ThreadNotFoundError } from './mail';
+import { NoRecipientError, replyToThread, ThreadNotFoundError } from './mail';
 import { requireActiveIntegration } from './mailboxes';
 import type { GraphServices } from './services';
+
+export const MAX_REPLY_RECIPIENTS = 20;
 
 export const replyRequestSchema = z.strictObject({
   conversation_id: z.string().min(1).max(1024),
@@ -13,6 +15,11 @@ export const replyRequestSchema = z.strictObject({
   body_html: z.string().min(1).max(200_000),
   /** One of the integration's watched mailboxes; default: the mailbox the conversation came in on. */
   from_address: z.string().email().max(320).optional(),
+  /**
+   * Who gets the reply; default: the ticket's requester (who sent the conversation's first message),
+   * never simply whoever wrote last in the thread.
+   */
+  to: z.array(z.string().email().max(320)).min(1).max(MAX_REPLY_RECIPIENTS).optional(),
   /** The engine's ticket id, remembered on the conversation for later comments. */
   ticket_id: z.string().min(1).max(256).optional(),
 });
@@ -45,13 +52,20 @@ export async function replyFromEngine(gs: GraphServices, tenant: TenantId, integ
     return { status: 'duplicate' };
   }
   try {
-    const res = await replyToThread(gs.client(integration.externalAccountId), { conversationId: req.conversation_id, body: req.body_html, fromAddress: from });
+    const res = await replyToThread(gs.client(integration.externalAccountId), {
+      conversationId: req.conversation_id,
+      body: req.body_html,
+      fromAddress: from,
+      to: req.to ?? (conversation?.requester ? [conversation.requester] : undefined),
+      firstMessageKey: conversation?.firstMessageKey,
+    });
     if (req.ticket_id && conversation) await gs.conversations.touch(tenant, req.conversation_id, { ticketId: req.ticket_id });
-    log.info('graph reply sent', { from, repliedTo: res.repliedToMessageId });
-    return { status: 'sent', from, ...res };
+    log.info('graph reply sent', { from, repliedTo: res.repliedToMessageId, recipients: res.to.length });
+    return { status: 'sent', from, repliedToMessageId: res.repliedToMessageId, repliedToInternetMessageId: res.repliedToInternetMessageId };
   } catch (err) {
     if (claimId) await gs.services.processed.release(REPLY_SOURCE, tenant, claimId).catch(() => undefined);
     if (err instanceof ThreadNotFoundError) throw new NotFoundError('The conversation has no message in this mailbox.');
+    if (err instanceof NoRecipientError) throw new AppError({ status: 422, code: 'reply-recipient-unknown', title: 'No one to reply to', detail: 'The conversation names no requester; give the recipients in to.' });
     throw toAppError(err, 'sending the reply');
   }
 }

@@ -70,6 +70,12 @@ export const conversationRowSchema = z.object({
   ticketId: z.string().optional(),
   /** Idempotency key of the message that created the row (a retry of that message is still the creator). */
   firstMessageKey: z.string(),
+  /**
+   * Lower-case address of who asked for the ticket (the sender of the first message): the engine's
+   * replies go to them, not to whoever wrote last in the conversation. Rows written before this field
+   * existed find it through `firstMessageKey` in the thread.
+   */
+  requester: z.string().optional(),
   subject: z.string().optional(),
   lastMessageId: z.string().optional(),
   lastMessageAt: z.string().optional(),

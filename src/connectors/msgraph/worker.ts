@@ -5,7 +5,7 @@ import { QUEUES, type IntegrationId, type TenantId } from '../../storage';
 import { InvalidGrantError } from '../base';
 import { MsGraphConnector } from './connector';
 import { isNotFound } from './errors';
-import { classifyMessage, commentFromEmail, createTicketFromEmail, getMessage, messageKey, ticketCommentSchema, ticketCreateRequestSchema } from './mail';
+import { classifyMessage, commentFromEmail, createTicketFromEmail, getMessage, messageKey, requesterOf, ticketCommentSchema, ticketCreateRequestSchema } from './mail';
 import { ensureSubscription, syncMailbox, type ActiveGraphIntegration } from './mailboxes';
 import type { GraphServices } from './services';
 import type { Mailbox } from './store';
@@ -149,6 +149,7 @@ async function processMessage(gs: GraphServices, ctx: Context, item: Extract<Gra
       mailbox: ctx.mailbox.address,
       ticketRef,
       firstMessageKey: key,
+      ...requesterOf(message),
       subject: (message.subject ?? '').slice(0, 1024),
       lastMessageId: message.id,
       lastMessageAt: message.receivedDateTime ?? now,

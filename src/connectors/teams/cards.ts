@@ -177,20 +177,66 @@ function openTicket(ticket: Ticket): CardAction {
   return { type: 'Action.OpenUrl', title: 'Open Ticket', url: ticket.url };
 }
 
+// -----------------------------------------------------------------------------------------------
+// Ticket text in a card
+//
+// Teams renders Markdown in TextBlock text and in FactSet titles and values (HTML is not supported in
+// Adaptive Cards); the documented subset is **bold**, _italic_, "- " and "1. " lists and links
+// written `[text](url)` (learn.microsoft.com/adaptive-cards/authoring-cards/text-features;
+// msteams-docs task-modules-and-cards/cards/cards-format.md). A mention is `<at>Name</at>` in the text
+// matching an entity of `msteams.entities`. What is defused, and why:
+// - `[text](url)`: the one construct whose visible text can hide where it goes (a "Reset MFA" button
+//   to a phishing page). `](` becomes `] (`, which no Markdown reads as a link. Reference links
+//   (`[text][id]` plus a line `[id]: url`) are not in the documented subset; `][` and `]:` are broken
+//   the same way in case a client implements more CommonMark than it documents.
+// - `<` before a letter, `/`, `!` or `?` gets a space after it: no `<at>`/`</at>` (a mention, or text
+//   that looks like one), no tag, no CommonMark autolink `<https://…>`.
+// - Bare URLs stay as they are: Teams may make them clickable, but then the text shown is the target
+//   itself, as in the mail the customer sent; defanging every URL-like word (and every domain a client
+//   might linkify) would make ticket titles unreadable without closing a hidden-target hole.
+// Before escaping, the text is normalised, so that nothing invisible sits inside a pattern while it is
+// escaped and vanishes afterwards (escaping first, then stripping, made `[x]\u0001(url)` a live link,
+// and removing `<at>` in one pass left the `<at>` of `<a<at>t>`): line breaks become `\n`,
+// control characters but tab and `\n`, format characters (zero-width, bidi embeddings, overrides and
+// isolates, soft hyphen, BOM), other default-ignorable code points (variation selectors, fillers) and
+// lone surrogates are removed, and NFKC folds look-alikes (fullwidth `［］（）＜`) into the ASCII that
+// Markdown reads. Then escaping runs last, so its guarantees hold for the output, and the whole is
+// repeated until nothing changes: `plain(plain(x)) === plain(x)` (property-tested in plainText.test.ts).
+// -----------------------------------------------------------------------------------------------
+
+const LINE_BREAKS = /\r\n|[\r\u0085\u2028\u2029]/g;
+const INVISIBLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]|\p{Cf}|\p{Default_Ignorable_Code_Point}|\p{Cs}/gu;
+const LINK_PARTS = /\]([(\[:])/g;
+const TAG_START = /<([A-Za-z/!?])/g;
+const MAX_NORMALISE_ROUNDS = 4;
+
+function normalise(text: string): string {
+  const visible = text.replace(LINE_BREAKS, '\n').replace(INVISIBLE, '');
+  return visible.normalize('NFKC').replace(LINE_BREAKS, '\n').replace(INVISIBLE, '');
+}
+
+function escapeMarkup(text: string): string {
+  return text.replace(LINK_PARTS, '] $1').replace(TAG_START, '< $1');
+}
+
 /**
- * Ticket text comes from customers (mail subjects) and must not act as card markup: a markdown link in a
- * title would render as a clickable link in the channel, and a stray `<at>` would look like a mention.
+ * Ticket text (mail subjects, names, reasons: written by customers) as plain card text that cannot act
+ * as a link or a mention; see above. Linear in the input (bounded by the notification schema).
  */
 export function plain(text: string): string {
-  return text
-    .replace(/<\/?at>/gi, '')
-    .replace(/\]\(/g, '] (')
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, '');
+  let out = escapeMarkup(normalise(text));
+  for (let round = 1; round < MAX_NORMALISE_ROUNDS; round++) {
+    const again = escapeMarkup(normalise(out));
+    if (again === out) break;
+    out = again;
+  }
+  return out;
 }
 
 /** The `<at>` text must match the entity exactly, so keep it free of markup and of reasonable length. */
 function mentionName(name: string): string {
-  const cleaned = plain(name).replace(/[<>]/g, '').trim();
+  // `plain` again after removing `<>`: the removal can join `]` and `(` (`[x]<(url)` → `[x](url)`).
+  const cleaned = plain(plain(name).replace(/[<>]/g, '')).trim();
   return truncate(cleaned === '' ? 'assignee' : cleaned, 100);
 }
 

@@ -15,7 +15,7 @@ export const FIXED_CHANNELS = ['critical', 'escalations', 'sla-breaches'] as con
 export type FixedChannel = (typeof FIXED_CHANNELS)[number];
 
 /** `team-` plus a normalised team name: what `teamChannelName()` makes from a ticket's team. */
-const TEAM_CHANNEL = /^team-[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
+const TEAM_CHANNEL = /^team-[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9]|)$/;
 export const MAX_TEAM_SLUG = 64;
 
 export const channelNameSchema = z

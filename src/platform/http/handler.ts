@@ -112,7 +112,7 @@ async function readJson(request: HttpRequest, maxBytes: number): Promise<unknown
   if (buf.length > maxBytes) throw payloadTooLarge(maxBytes);
   if (buf.length === 0) throw new ValidationError('A JSON body is required.', [{ location: 'body', path: '', message: 'empty body' }]);
   const type = request.headers.get('content-type') ?? '';
-  if (!/^application\/([a-z.+-]*\+)?json\b/i.test(type)) {
+  if (!/^application\/(?:[a-z.+-]*\+|)json\b/i.test(type)) {
     throw new AppError({ status: 415, code: 'unsupported-media-type', title: 'Unsupported media type', detail: 'Send the body as application/json.' });
   }
   try {

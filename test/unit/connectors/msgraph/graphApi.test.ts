@@ -104,6 +104,34 @@ describe('Graph calls through the real SDK against the fake', () => {
       expect(again.repliedToMessageId).toBe(last);
     });
 
+    it("replyToThread goes to the requester, not to an outsider who wrote last (found by the first message's key, else the earliest inbound mail)", async () => {
+      const t0 = Date.parse('2025-04-01T09:00:00Z');
+      const start = await fake.deliverMail(tenant, support, { from: 'carol@customer.example', subject: 'VPN', html: '<p>VPN down</p>', receivedAt: new Date(t0) }, { notify: false });
+      const conv = start.message.conversationId;
+      const follow = await fake.deliverMail(tenant, support, { from: 'carol@customer.example', subject: 'RE: VPN', html: '<p>still</p>', conversationId: conv, inReplyTo: start.message.internetMessageId, receivedAt: new Date(t0 + 60_000) }, { notify: false });
+      await fake.deliverMail(tenant, support, { from: 'mallory@outsider.example', subject: 'RE: VPN', html: '<p>me too</p>', conversationId: conv, inReplyTo: follow.message.internetMessageId, receivedAt: new Date(t0 + 120_000) }, { notify: false });
+      const toOf = (id: string) => fake.messages(tenant, support, 'sentitems').filter((m) => m.conversationId === conv && m.body.content === id).map((m) => m.toRecipients.map((r) => r.emailAddress.address));
+
+      const byKey = await replyToThread(factory.client(tenant), { conversationId: conv, body: 'by-key', fromAddress: support, firstMessageKey: start.message.internetMessageId });
+      expect(byKey).toMatchObject({ repliedToMessageId: follow.message.immutableId, to: ['carol@customer.example'] });
+      expect(toOf('by-key')).toEqual([['carol@customer.example']]);
+
+      const earliest = await replyToThread(factory.client(tenant), { conversationId: conv, body: 'earliest', fromAddress: support });
+      expect(earliest.to).toEqual(['carol@customer.example']);
+      expect(toOf('earliest')).toEqual([['carol@customer.example']]);
+
+      const named = await replyToThread(factory.client(tenant), { conversationId: conv, body: 'named', fromAddress: support, to: ['Dave@Customer.example', 'dave@customer.example'] });
+      expect(toOf('named')).toEqual([['dave@customer.example']]);
+      expect(named.repliedToMessageId).toBe(fake.messages(tenant, support, 'inbox').filter((m) => m.conversationId === conv).at(-1)?.immutableId);
+    });
+
+    it('replyToThread on a thread with only our own mail and no one named refuses instead of writing to itself', async () => {
+      const own = await fake.deliverMail(tenant, support, { from: support, subject: 'Notice', text: 'maintenance tonight' }, { notify: false });
+      const before = fake.messages(tenant, support, 'sentitems').length;
+      await expect(replyToThread(factory.client(tenant), { conversationId: own.message.conversationId, body: 'x', fromAddress: support })).rejects.toThrow(/no requester/);
+      expect(fake.messages(tenant, support, 'sentitems')).toHaveLength(before);
+    });
+
     it('replyToThread on an unknown conversation fails without sending', async () => {
       const before = fake.messages(tenant, support, 'sentitems').length;
       await expect(replyToThread(factory.client(tenant), { conversationId: 'nope+/=', body: '<p>x</p>', fromAddress: support })).rejects.toThrow(/no message/);
