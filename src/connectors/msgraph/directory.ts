@@ -17,7 +17,8 @@ import { findUserByEmail, listGroupMembers, type DirectoryUser } from './users';
  */
 
 const dateTimeTimeZone = z.strictObject({
-  dateTime: z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?$/, 'ISO local date-time without offset, e.g. 2026-03-01T09:30:00'),
+  // Graph's dateTimeTimeZone: a local date-time without offset (e.g. 2026-03-01T09:30:00), the zone beside it.
+  dateTime: z.iso.datetime({ local: true, offset: false }),
   timeZone: z.string().min(1).max(64),
 });
 const address = z.string().email().max(320);

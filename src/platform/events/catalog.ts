@@ -17,7 +17,8 @@ export interface EventDefinition<T = unknown> {
 }
 
 export function defineEvent<T>(def: EventDefinition<T>): EventDefinition<T> {
-  if (!/^[a-z0-9_]+(\.[a-z0-9_]+)+$/.test(def.name)) throw new Error(`event name ${def.name} must be dotted lower-case words`);
+  const words = def.name.split('.');
+  if (words.length < 2 || !words.every((w) => /^[a-z0-9_]+$/.test(w))) throw new Error(`event name ${def.name} must be dotted lower-case words`);
   if (!Number.isInteger(def.version) || def.version < 1) throw new Error(`event ${def.name}: version must be a positive integer`);
   return def;
 }
