@@ -23,8 +23,8 @@ const EVENT_ID_PATTERN = /^[0-9a-f]{16,64}$/;
 const FILE_PATTERN = /^([0-9a-f]{16,64})-([0-9a-f]{32})\.json$/;
 
 /** First 128 bits of the SHA-256 of the data's UTF-8 bytes, as hex. */
-export function eventDataDigest(json: string): string {
-  return createHash('sha256').update(json, 'utf8').digest('hex').slice(0, 32);
+export function eventDataDigest(json: string | Buffer): string {
+  return createHash('sha256').update(typeof json === 'string' ? Buffer.from(json, 'utf8') : json).digest('hex').slice(0, 32);
 }
 /** What `read` buffers at most; our largest records are far below it. */
 const MAX_READ_BYTES = 64 * 1024 * 1024;
@@ -85,7 +85,7 @@ export class EventDataBlobs {
     if (size > MAX_READ_BYTES) throw new InvalidKeyError(`event data blob is ${size} bytes; more than ${MAX_READ_BYTES} is not read`);
     const bytes = size === 0 ? Buffer.alloc(0) : await blob.downloadToBuffer(0, size);
     // The name commits to the content: a blob changed after it was written is not passed off as the event's data.
-    if (eventDataDigest(bytes.toString('utf8')) !== parts[2]) throw new InvalidKeyError('event data blob does not match the digest in its name');
+    if (eventDataDigest(bytes) !== parts[2]) throw new InvalidKeyError('event data blob does not match the digest in its name');
     return bytes;
   }
 }

@@ -28,8 +28,8 @@ export const cloudEventSchema = z.object({
   integrationid: z.string().optional(),
   /** Where `data` is when it is not inline (CloudEvents dataref extension): a blob URL. */
   dataref: z.url().optional(),
-  data: z.unknown(),
-});
+  data: z.unknown().optional(),
+}).refine((e) => (e.dataref === undefined) === ('data' in e), { message: 'an event carries either data or dataref', path: ['dataref'] });
 export type CloudEvent<T = unknown> = Omit<z.infer<typeof cloudEventSchema>, 'data'> & { data: T };
 /** What goes on the queue: the event itself, or its attributes with `dataref` in place of `data`. */
 export type WireCloudEvent = Omit<CloudEvent, 'data'> & { data?: unknown };
