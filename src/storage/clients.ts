@@ -90,6 +90,8 @@ export class StorageClients {
     const tables = tableService.listTables().byPage({ maxPageSize: 1 });
     await tables.next();
     await this.queue(ALL_QUEUES[0] as QueueName).exists();
+    // Large engine events go through blobs (the claim check), so the blob service counts too.
+    await this.container(ALL_BLOB_CONTAINERS[0] as BlobContainerName).exists();
   }
 }
 
