@@ -22,12 +22,13 @@ const NO_INTEGRATION = '_';
 const EVENT_ID_PATTERN = /^[0-9a-f]{16,64}$/;
 const FILE_PATTERN = /^([0-9a-f]{16,64})-([0-9a-f]{32})\.json$/;
 
+/** What `read` buffers at most; our largest records are far below it. */
+const MAX_READ_BYTES = 64 * 1024 * 1024;
+
 /** First 128 bits of the SHA-256 of the data's UTF-8 bytes, as hex. */
 export function eventDataDigest(json: string | Buffer): string {
   return createHash('sha256').update(typeof json === 'string' ? Buffer.from(json, 'utf8') : json).digest('hex').slice(0, 32);
 }
-/** What `read` buffers at most; our largest records are far below it. */
-const MAX_READ_BYTES = 64 * 1024 * 1024;
 
 export function eventDataBlobName(tenant: string, integration: string | undefined, eventId: string, digest: string): string {
   const t = tenantIdSchema.safeParse(tenant);
@@ -63,7 +64,10 @@ export class EventDataBlobs {
       blobHTTPHeaders: { blobContentType: 'application/json; charset=utf-8' },
       metadata: { tenantid: meta.tenantId, eventid: meta.eventId },
     });
-    return blob.url;
+    // A SAS connection string puts its token in every client URL; the event must not carry it.
+    const url = new URL(blob.url);
+    url.search = '';
+    return url.toString();
   }
 
   /**
@@ -72,9 +76,16 @@ export class EventDataBlobs {
    */
   async read(tenant: TenantId, dataref: string): Promise<Buffer> {
     const container = this.clients.container(BLOB_CONTAINERS.engineEventData);
-    const base = `${container.url.replace(/\/+$/, '')}/`;
+    const containerUrl = new URL(container.url);
+    containerUrl.search = '';
+    const base = `${containerUrl.toString().replace(/\/+$/, '')}/`;
     if (!URL.canParse(dataref) || !dataref.startsWith(base)) throw new InvalidKeyError('dataref does not name an event data blob of this account');
-    const name = decodeURIComponent(new URL(dataref).pathname.slice(new URL(base).pathname.length));
+    let name: string;
+    try {
+      name = decodeURIComponent(new URL(dataref).pathname.slice(new URL(base).pathname.length));
+    } catch {
+      throw new InvalidKeyError('dataref is not a well-formed URL');
+    }
     const [t, i, file, ...rest] = name.split('/');
     const parts = FILE_PATTERN.exec(file ?? '');
     if (rest.length > 0 || t === undefined || i === undefined || !parts) throw new InvalidKeyError('dataref does not name an event data blob');

@@ -1,4 +1,6 @@
+import { AccountSASPermissions, AccountSASResourceTypes, AccountSASServices, generateAccountSASQueryParameters, StorageSharedKeyCredential } from '@azure/storage-blob';
 import fc from 'fast-check';
+import { AZURITE_ACCOUNT, AZURITE_KEY } from '../../../runner/azurite';
 import { z } from 'zod';
 import { EngineEventPublisher, type PublishInput } from '../../../src/platform/events';
 import { InvalidKeyError } from '../../../src/platform/errors';
@@ -7,6 +9,7 @@ import {
   EventDataBlobs,
   MAX_QUEUE_MESSAGE_BYTES,
   QueueSender,
+  StorageClients,
   eventDataBlobName,
   eventDataDigest,
   tenantId,
@@ -151,6 +154,31 @@ describe('EngineEventPublisher: inline or claim check, by encoded bytes', () => 
     const tenantWide = await publisher.publish(input(text, { integrationId: undefined }));
     expect(tenantWide.dataref).toContain(`/${T}/_/${tenantWide.id}-`);
     await receiveEngineEvents(az.clients);
+  });
+
+  it('a dataref never carries a SAS token, even when the app connects with a SAS connection string', async () => {
+    const sas = generateAccountSASQueryParameters(
+      {
+        expiresOn: new Date(Date.now() + 3_600_000),
+        permissions: AccountSASPermissions.parse('rwdlacup'),
+        resourceTypes: AccountSASResourceTypes.parse('sco').toString(),
+        services: AccountSASServices.parse('bq').toString(),
+      },
+      new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
+    ).toString();
+    const endpoint = (name: string) => new RegExp(`${name}=([^;]+)`).exec(az.connectionString)?.[1] as string;
+    const sasClients = new StorageClients({ kind: 'connectionString', connectionString: `BlobEndpoint=${endpoint('BlobEndpoint')};QueueEndpoint=${endpoint('QueueEndpoint')};SharedAccessSignature=${sas}` });
+    expect(sasClients.container(BLOB_CONTAINERS.engineEventData).url).toContain('sig=');
+    const sasBlobs = new EventDataBlobs(sasClients);
+    const sent = await new EngineEventPublisher(new QueueSender(sasClients), sasBlobs).publish(input('界'.repeat(20_000)));
+    expect(sent.dataref).toBeDefined();
+    expect(sent.dataref).not.toMatch(/[?&](sig|sv|se)=/);
+    expect(new URL(sent.dataref as string).search).toBe('');
+    const [got] = await receiveEngineEvents(az.clients);
+    expect(got?.wire.dataref).toBe(sent.dataref);
+    expect((got?.data as { text: string }).text).toBe('界'.repeat(20_000));
+    // The app's own reader still finds it through the SAS client.
+    expect(JSON.parse((await sasBlobs.read(T, sent.dataref as string)).toString('utf8'))).toEqual({ text: '界'.repeat(20_000) });
   });
 
   it('writes the blob before the message: when the blob cannot be written, nothing is sent', async () => {
