@@ -38,6 +38,7 @@ export const KNOWN_ROLE_IDS: Readonly<Record<string, string>> = {
 
 /** Exactly the role assignments infra/ must make: [principal param, role, type of the scope resource]. */
 export const EXPECTED_ROLE_ASSIGNMENTS: ReadonlyArray<readonly [string, string, string]> = [
+  // Blob Data Owner on the account: host storage, and our claim-check writes to engine-event-data.
   ['appPrincipalId', 'Storage Blob Data Owner', 'Microsoft.Storage/storageAccounts'],
   ['appPrincipalId', 'Storage Queue Data Contributor', 'Microsoft.Storage/storageAccounts'],
   ['appPrincipalId', 'Storage Table Data Contributor', 'Microsoft.Storage/storageAccounts'],
