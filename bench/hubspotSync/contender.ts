@@ -16,7 +16,7 @@ import {
 } from '../../src/connectors/hubspot';
 import { EngineEventPublisher } from '../../src/platform/events';
 import { consoleSink, Logger } from '../../src/platform/logging';
-import { IntegrationsRepository, Leases, QueueSender, StorageClients, TABLES, TenantTable, integrationId, tenantId, type LeaseRow } from '../../src/storage';
+import { EventDataBlobs, IntegrationsRepository, Leases, QueueSender, StorageClients, TABLES, TenantTable, integrationId, tenantId, type LeaseRow } from '../../src/storage';
 import { serve } from './ipc';
 import { MemoryTableStorage } from './memoryTables';
 
@@ -165,7 +165,7 @@ serve({
           queues,
           leases: new Leases(new TenantTable<LeaseRow>(st.table(TABLES.leases))),
           integrations,
-          events: new EngineEventPublisher(queues),
+          events: new EngineEventPublisher(queues, new EventDataBlobs(st)),
           log,
           callerFor: async () => c,
           records: store,

@@ -1,7 +1,9 @@
 // Every role assignment of this deployment, and nothing else. Two principals:
 //
 //   app identity (user-assigned, identity.bicep)
-//     Storage Blob Data Owner         storage account   host storage: timer locks (blob leases), deployment package
+//     Storage Blob Data Owner         storage account   host storage: timer locks (blob leases), deployment package;
+//                                                       writes the claim-check data of large engine events
+//                                                       (engine-event-data)
 //     Storage Queue Data Contributor  storage account   queue triggers and outputs, our queue sender
 //     Storage Table Data Contributor  storage account   app state tables; host diagnostic events
 //     Monitoring Metrics Publisher    App Insights      Entra-authenticated telemetry ingestion
@@ -9,6 +11,9 @@
 //                                                       writes per-tenant tokens at run time
 //   operator (principalId: whoever runs azd)
 //     Key Vault Secrets Officer       Key Vault         sets the app secrets (README.md (Deployment))
+//
+// Not granted here: the engine reads engine-event-data blobs (an event's dataref) with its own identity, which
+// needs Storage Blob Data Reader on that container; the engine's deployment grants it.
 //
 // Role ids are Azure built-in role definition ids (the same in every tenant).
 

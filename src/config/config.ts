@@ -2,7 +2,7 @@ import { decodeKey256, envSchema, type Env } from './schema';
 
 export type StorageConfig =
   | { kind: 'connectionString'; connectionString: string }
-  | { kind: 'identity'; tableServiceUri: string; queueServiceUri: string; managedIdentityClientId?: string };
+  | { kind: 'identity'; tableServiceUri: string; queueServiceUri: string; blobServiceUri: string; managedIdentityClientId?: string };
 
 export type SecretStoreConfig =
   | { kind: 'keyVault'; vaultUri: string }
@@ -122,6 +122,7 @@ function storageConfig(env: Env): StorageConfig {
     kind: 'identity',
     tableServiceUri: env.AzureWebJobsStorage__tableServiceUri ?? `https://${account}.table.core.windows.net`,
     queueServiceUri: env.AzureWebJobsStorage__queueServiceUri ?? `https://${account}.queue.core.windows.net`,
+    blobServiceUri: env.AzureWebJobsStorage__blobServiceUri ?? `https://${account}.blob.core.windows.net`,
     ...(env.AzureWebJobsStorage__clientId ? { managedIdentityClientId: env.AzureWebJobsStorage__clientId } : {}),
   };
 }

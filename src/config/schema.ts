@@ -38,6 +38,8 @@ export const envSchema = z
     AzureWebJobsStorage__accountName: optionalString,
     AzureWebJobsStorage__tableServiceUri: optionalUrl('AzureWebJobsStorage__tableServiceUri'),
     AzureWebJobsStorage__queueServiceUri: optionalUrl('AzureWebJobsStorage__queueServiceUri'),
+    // Also the host's own (timer locks); we keep oversized engine-event data there (the claim check).
+    AzureWebJobsStorage__blobServiceUri: optionalUrl('AzureWebJobsStorage__blobServiceUri'),
     AzureWebJobsStorage__clientId: optionalString,
     AzureWebJobsStorage__credential: optionalString,
 
@@ -98,11 +100,11 @@ export const envSchema = z
 
     const identityStorage =
       env.AzureWebJobsStorage__accountName ??
-      (env.AzureWebJobsStorage__tableServiceUri && env.AzureWebJobsStorage__queueServiceUri);
+      (env.AzureWebJobsStorage__tableServiceUri && env.AzureWebJobsStorage__queueServiceUri && env.AzureWebJobsStorage__blobServiceUri);
     if (!env.AzureWebJobsStorage && !identityStorage) {
       issue(
         'AzureWebJobsStorage',
-        'is required: a connection string, or AzureWebJobsStorage__accountName (or __tableServiceUri and __queueServiceUri) for identity-based access',
+        'is required: a connection string, or AzureWebJobsStorage__accountName (or __tableServiceUri, __queueServiceUri and __blobServiceUri) for identity-based access',
       );
     }
 

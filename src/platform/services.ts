@@ -1,6 +1,6 @@
 import { getConfig, type AppConfig } from '../config';
 import { createSecretStore, type SecretStore } from '../secrets';
-import { IntegrationsRepository, Leases, ProcessedStore, QueueSender, StorageClients, TABLES, TenantTable, type LeaseRow, type ProcessedRow } from '../storage';
+import { EventDataBlobs, IntegrationsRepository, Leases, ProcessedStore, QueueSender, StorageClients, TABLES, TenantTable, type LeaseRow, type ProcessedRow } from '../storage';
 import { EngineEventPublisher } from './events';
 import { SignedTokens } from './signedTokens';
 import { ApiAuthenticator } from './http/auth';
@@ -37,7 +37,7 @@ export function createServices(config: AppConfig): Services {
     auth: new ApiAuthenticator(config.apiAuth),
     integrations: new IntegrationsRepository(new TenantTable(storage.table(TABLES.integrations))),
     processed,
-    events: new EngineEventPublisher(queues),
+    events: new EngineEventPublisher(queues, new EventDataBlobs(storage)),
     signedTokens: new SignedTokens(secrets, processed),
   };
 }

@@ -1,16 +1,18 @@
 import { TableClient, TableServiceClient } from '@azure/data-tables';
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import type { StorageConfig } from '../config';
-import { ALL_QUEUES, ALL_TABLES, type QueueName, type TableName } from './names';
+import { ALL_BLOB_CONTAINERS, ALL_QUEUES, ALL_TABLES, type BlobContainerName, type QueueName, type TableName } from './names';
 
-/** Table and queue clients for one storage account, made once per process and shared. */
+/** Table, queue and blob clients for one storage account, made once per process and shared. */
 export class StorageClients {
   readonly #config: StorageConfig;
   readonly #credential: TokenCredential | undefined;
   readonly #tables = new Map<string, TableClient>();
   readonly #queues = new Map<string, QueueClient>();
   #queueService: QueueServiceClient | undefined;
+  #blobService: BlobServiceClient | undefined;
 
   constructor(config: StorageConfig) {
     this.#config = config;
@@ -52,14 +54,28 @@ export class StorageClients {
     return client;
   }
 
+  /** The same account's blob service, with the same credentials as the tables and queues. */
+  blobService(): BlobServiceClient {
+    this.#blobService ??=
+      this.#config.kind === 'connectionString'
+        ? BlobServiceClient.fromConnectionString(this.#config.connectionString)
+        : new BlobServiceClient(this.#config.blobServiceUri, this.#credential as TokenCredential);
+    return this.#blobService;
+  }
+
+  container(name: BlobContainerName): ContainerClient {
+    return this.blobService().getContainerClient(name);
+  }
+
   /**
-   * Creates every table and queue. Used locally (Azurite starts empty) and by tests; in Azure, infra/
+   * Creates every table, queue and blob container. Used locally (Azurite starts empty) and by tests; in Azure, infra/
    * declares them and the app's identity is not expected to create anything.
    */
   async ensureAll(): Promise<void> {
     await Promise.all([
       ...ALL_TABLES.map((t) => this.table(t).createTable()),
       ...ALL_QUEUES.map((q) => this.queue(q).createIfNotExists()),
+      ...ALL_BLOB_CONTAINERS.map((c) => this.container(c).createIfNotExists()),
     ]);
   }
 
@@ -74,6 +90,8 @@ export class StorageClients {
     const tables = tableService.listTables().byPage({ maxPageSize: 1 });
     await tables.next();
     await this.queue(ALL_QUEUES[0] as QueueName).exists();
+    // Large engine events go through blobs (the claim check), so the blob service counts too.
+    await this.container(ALL_BLOB_CONTAINERS[0] as BlobContainerName).exists();
   }
 }
 

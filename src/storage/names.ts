@@ -1,5 +1,5 @@
 /**
- * Every table and queue the app uses. infra/ declares exactly these (a test holds them together), the
+ * Every table, queue and blob container the app uses. infra/ declares exactly these (a test holds them together), the
  * local runner creates them on Azurite, and queue triggers may only name queues listed here.
  */
 export const TABLES = {
@@ -31,8 +31,19 @@ export const QUEUES = {
 
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
+/**
+ * Blob containers. `engine-event-data` holds the `data` of engine events too large for a queue message
+ * (the claim check: the event names the blob in its `dataref`); infra/ expires its blobs by a lifecycle rule.
+ */
+export const BLOB_CONTAINERS = {
+  engineEventData: 'engine-event-data',
+} as const;
+
+export type BlobContainerName = (typeof BLOB_CONTAINERS)[keyof typeof BLOB_CONTAINERS];
+
 export const ALL_TABLES: readonly TableName[] = Object.values(TABLES);
 export const ALL_QUEUES: readonly QueueName[] = Object.values(QUEUES);
+export const ALL_BLOB_CONTAINERS: readonly BlobContainerName[] = Object.values(BLOB_CONTAINERS);
 
 /**
  * How our code encodes queue messages; host.json `extensions.queues.messageEncoding` must say the same

@@ -35,7 +35,7 @@ describe('asyncapi.json', () => {
   });
 
   it('accepts an event the publisher builds and refuses one whose data breaks the schema', () => {
-    const publisher = new EngineEventPublisher({ send: async () => undefined } as never);
+    const publisher = new EngineEventPublisher({ send: async () => undefined } as never, {} as never);
     const def = ENGINE_EVENT_CATALOG.find((d) => d.name === 'sync.completed');
     if (!def) throw new Error('sync.completed missing');
     const data = { integrationId: 'i1', portalId: '123', syncId: 's1', syncType: 'full', status: 'completed', objectTypes: ['tickets'], pages: 3, records: 250, changes: 12 };
@@ -44,5 +44,11 @@ describe('asyncapi.json', () => {
     expect(() => assertEngineEvent({ ...event, data: { ...data, pages: 'three' } })).toThrow(/does not match/);
     expect(() => assertEngineEvent({ ...event, type: 'com.itil-next.connectors.sync.started.v1' })).toThrow(/not in asyncapi.json/);
     expect(() => assertEngineEvent({ ...event, tenantid: undefined })).toThrow(/does not match/);
+    // Claim check: a dataref instead of data, and the data behind it checked as well.
+    const { data: _inline, ...attributes } = event;
+    const byRef = { ...attributes, dataref: 'https://acct.blob.core.windows.net/engine-event-data/t1/i1/x.json' };
+    expect(() => assertEngineEvent(byRef, data)).not.toThrow();
+    expect(() => assertEngineEvent(byRef, { ...data, records: -0.5 })).toThrow(/behind the dataref/);
+    expect(() => assertEngineEvent({ ...byRef, data })).toThrow(/does not match/);
   });
 });

@@ -1,11 +1,17 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { QueueSender } from '../../storage';
-import { QUEUES, type TenantId } from '../../storage';
+import type { EventDataBlobs, QueueSender } from '../../storage';
+import { eventDataBlobName, eventDataDigest, fitsQueueMessage, QUEUES, type TenantId } from '../../storage';
 
 /**
  * Events to the engine: CloudEvents 1.0 in JSON form on the `engine-events` queue. `id` is derived from
  * the underlying change, so a redelivered webhook yields the same id and the engine de-duplicates.
+ *
+ * An event that does not fit a queue message as sent (base64 of its UTF-8 JSON, 64 KiB) goes by claim
+ * check: its `data` is written to a blob first and the message carries `dataref` (the blob's URL, the
+ * CloudEvents dataref extension) and no `data`. The spec requires data and dataref to hold the same
+ * information, so no partial summary is sent inline; routing needs only the attributes (type, subject,
+ * tenantid, integrationid), which stay on the message.
  */
 export const EVENT_TYPE_PREFIX = 'com.itil-next.connectors.';
 
@@ -20,9 +26,13 @@ export const cloudEventSchema = z.object({
   /** Tenant the event belongs to (CloudEvents extension attribute). */
   tenantid: z.string().min(1),
   integrationid: z.string().optional(),
-  data: z.unknown(),
-});
+  /** Where `data` is when it is not inline (CloudEvents dataref extension): a blob URL. */
+  dataref: z.url().optional(),
+  data: z.unknown().optional(),
+}).refine((e) => (e.dataref === undefined) === ('data' in e), { message: 'an event carries either data or dataref', path: ['dataref'] });
 export type CloudEvent<T = unknown> = Omit<z.infer<typeof cloudEventSchema>, 'data'> & { data: T };
+/** What goes on the queue: the event itself, or its attributes with `dataref` in place of `data`. */
+export type WireCloudEvent = Omit<CloudEvent, 'data'> & { data?: unknown };
 
 /** Stable id for an event from the parts that identify the underlying change. */
 export function stableEventId(...parts: Array<string | number>): string {
@@ -46,7 +56,10 @@ export interface PublishInput<T> {
 }
 
 export class EngineEventPublisher {
-  constructor(private readonly queues: QueueSender) {}
+  constructor(
+    private readonly queues: QueueSender,
+    private readonly blobs: EventDataBlobs,
+  ) {}
 
   build<T>(input: PublishInput<T>): CloudEvent<T> {
     const data = input.dataSchema.parse(input.data);
@@ -66,9 +79,25 @@ export class EngineEventPublisher {
     return event;
   }
 
+  /**
+   * Sends the event inline when its encoded message fits, else by claim check. The blob is written (and
+   * durable) before the message is sent; a crash between the two leaves a blob no message names, which
+   * the container's lifecycle rule deletes. The returned event carries `dataref` when one was used.
+   */
   async publish<T>(input: PublishInput<T>): Promise<CloudEvent<T>> {
     const event = this.build(input);
-    await this.queues.send(QUEUES.engineEvents, event);
-    return event;
+    const inline = this.queues.encode(event);
+    if (fitsQueueMessage(inline)) {
+      await this.queues.sendEncoded(QUEUES.engineEvents, inline);
+      return event;
+    }
+    const { data, ...attributes } = event;
+    const json = JSON.stringify(data);
+    const name = eventDataBlobName(event.tenantid, event.integrationid, event.id, eventDataDigest(json));
+    const dataref = await this.blobs.put(name, json, { tenantId: input.tenantId, eventId: event.id });
+    const reference: WireCloudEvent = { ...attributes, dataref };
+    cloudEventSchema.parse(reference);
+    await this.queues.send(QUEUES.engineEvents, reference);
+    return { ...event, dataref };
   }
 }

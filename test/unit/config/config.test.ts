@@ -135,12 +135,13 @@ describe('parseConfig: a valid local environment', () => {
 });
 
 describe('parseConfig: storage', () => {
-  it('derives table and queue URIs from AzureWebJobsStorage__accountName alone', () => {
+  it('derives table, queue and blob URIs from AzureWebJobsStorage__accountName alone', () => {
     const { storage } = parseConfig(localEnv({ AzureWebJobsStorage: undefined, AzureWebJobsStorage__accountName: 'itilnextst' }));
     expect(storage).toEqual({
       kind: 'identity',
       tableServiceUri: 'https://itilnextst.table.core.windows.net',
       queueServiceUri: 'https://itilnextst.queue.core.windows.net',
+      blobServiceUri: 'https://itilnextst.blob.core.windows.net',
     });
   });
 
@@ -158,22 +159,27 @@ describe('parseConfig: storage', () => {
       kind: 'identity',
       tableServiceUri: 'https://itilnextst.table.core.windows.net',
       queueServiceUri: 'https://queues.example',
+      blobServiceUri: 'https://itilnextst.blob.core.windows.net',
       managedIdentityClientId: '00000000-0000-0000-0000-000000000001',
     });
   });
 
-  it('accepts both service URIs without an account name, but not just one', () => {
+  it('accepts all three service URIs without an account name, but not fewer', () => {
     const { storage } = parseConfig(
       localEnv({
         AzureWebJobsStorage: undefined,
         AzureWebJobsStorage__tableServiceUri: 'https://t.example',
         AzureWebJobsStorage__queueServiceUri: 'https://q.example',
+        AzureWebJobsStorage__blobServiceUri: 'https://b.example',
       }),
     );
-    expect(storage).toEqual({ kind: 'identity', tableServiceUri: 'https://t.example', queueServiceUri: 'https://q.example' });
+    expect(storage).toEqual({ kind: 'identity', tableServiceUri: 'https://t.example', queueServiceUri: 'https://q.example', blobServiceUri: 'https://b.example' });
 
     const err = configError(localEnv({ AzureWebJobsStorage: undefined, AzureWebJobsStorage__tableServiceUri: 'https://t.example' }));
     expect(settingsNamed(err)).toEqual(['AzureWebJobsStorage']);
+    // Without the blob endpoint, oversized engine events would have nowhere to go.
+    const noBlob = configError(localEnv({ AzureWebJobsStorage: undefined, AzureWebJobsStorage__tableServiceUri: 'https://t.example', AzureWebJobsStorage__queueServiceUri: 'https://q.example' }));
+    expect(settingsNamed(noBlob)).toEqual(['AzureWebJobsStorage']);
   });
 
   it('prefers a connection string over identity settings', () => {

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { instanceHeap } from '../../../bench/hubspotSync/instanceHeap';
 import { envSchema } from '../../../src/config/schema';
-import { ALL_QUEUES, ALL_TABLES } from '../../../src/storage/names';
+import { ALL_BLOB_CONTAINERS, ALL_QUEUES, ALL_TABLES, BLOB_CONTAINERS } from '../../../src/storage/names';
 import {
   at,
   type BicepFile,
@@ -38,6 +38,7 @@ export const KNOWN_ROLE_IDS: Readonly<Record<string, string>> = {
 
 /** Exactly the role assignments infra/ must make: [principal param, role, type of the scope resource]. */
 export const EXPECTED_ROLE_ASSIGNMENTS: ReadonlyArray<readonly [string, string, string]> = [
+  // Blob Data Owner on the account: host storage, and our claim-check writes to engine-event-data.
   ['appPrincipalId', 'Storage Blob Data Owner', 'Microsoft.Storage/storageAccounts'],
   ['appPrincipalId', 'Storage Queue Data Contributor', 'Microsoft.Storage/storageAccounts'],
   ['appPrincipalId', 'Storage Table Data Contributor', 'Microsoft.Storage/storageAccounts'],
@@ -70,13 +71,13 @@ export const AZURE_ONLY_SETTINGS: Readonly<Record<string, string>> = {
   AzureWebJobsStorage__accountName: 'identity-based storage (Azure)',
   AzureWebJobsStorage__tableServiceUri: 'identity-based storage (Azure)',
   AzureWebJobsStorage__queueServiceUri: 'identity-based storage (Azure)',
+  AzureWebJobsStorage__blobServiceUri: 'identity-based storage (Azure)',
   AzureWebJobsStorage__clientId: 'identity-based storage (Azure)',
   AzureWebJobsStorage__credential: 'identity-based storage (Azure)',
 };
 
 /** App settings infra/ may set that the schema does not read (they are for the host or the Azure SDK). */
 export const HOST_SETTINGS: Readonly<Record<string, string>> = {
-  AzureWebJobsStorage__blobServiceUri: 'Functions host: blob endpoint of host storage (locks, deployment)',
   APPLICATIONINSIGHTS_CONNECTION_STRING: 'Functions host: telemetry destination',
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Functions host: Entra-authenticated telemetry with the identity',
   AZURE_CLIENT_ID: 'Azure SDK DefaultAzureCredential: which user-assigned identity to use',
@@ -185,7 +186,10 @@ export function checkTablesAndQueues(repo: Repo): string[] {
   const kinds = [
     { what: 'table', varName: 'tableNames', type: 'Microsoft.Storage/storageAccounts/tableServices/tables', expected: ALL_TABLES, pattern: /^[A-Za-z][A-Za-z0-9]{2,62}$/ },
     { what: 'queue', varName: 'queueNames', type: 'Microsoft.Storage/storageAccounts/queueServices/queues', expected: ALL_QUEUES, pattern: /^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/ },
+    { what: 'blob container', varName: 'blobContainerNames', type: 'Microsoft.Storage/storageAccounts/blobServices/containers', expected: ALL_BLOB_CONTAINERS, pattern: /^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/ },
   ];
+  // The deployment package's container is named by a parameter and belongs to the platform, not the code.
+  const isDeploymentContainer = (r: ResourceDecl & { file: BicepFile }) => r.type.toLowerCase().endsWith('/containers') && r.file.params.has(rawAt(r.body, 'name') ?? '');
   for (const kind of kinds) {
     const declared = stringItems(storage.vars.get(kind.varName));
     if (!declared) {
@@ -201,7 +205,7 @@ export function checkTablesAndQueues(repo: Repo): string[] {
     }
     // Any other declaration of this type must name a literal that we count too.
     const names = [...declared];
-    for (const r of resources.filter((x) => x !== loop)) {
+    for (const r of resources.filter((x) => x !== loop && !isDeploymentContainer(x))) {
       const literal = stringLiteral(rawAt(r.body, 'name'));
       if (literal === undefined) problems.push(`${r.file.rel}: ${kind.what} resource ${r.symbol} has a name that cannot be read as text`);
       else names.push(literal);
@@ -216,8 +220,8 @@ export function checkTablesAndQueues(repo: Repo): string[] {
   }
 
   // The deployment package container exists and is the one the function app deploys from.
-  const containers = resourcesOf(repo, 'Microsoft.Storage/storageAccounts/blobServices/containers');
-  if (containers.length !== 1) problems.push(`expected one blob container (the deployment package), found ${containers.length}`);
+  const containers = resourcesOf(repo, 'Microsoft.Storage/storageAccounts/blobServices/containers').filter(isDeploymentContainer);
+  if (containers.length !== 1) problems.push(`expected one blob container named by a parameter (the deployment package), found ${containers.length}`);
   else {
     const containerParam = rawAt(containers[0]?.body, 'name');
     const site = resourcesOf(repo, 'Microsoft.Web/sites')[0];
@@ -226,6 +230,48 @@ export function checkTablesAndQueues(repo: Repo): string[] {
       problems.push(`the function app's deployment storage (${deployValue}) does not point at the declared container (${containerParam})`);
     }
   }
+  return problems;
+}
+
+/** engine-events messages live this long (the queue default TTL; the publisher sets none). */
+export const ENGINE_EVENT_MESSAGE_TTL_DAYS = 7;
+
+/**
+ * The claim-check container's blobs expire: a lifecycle rule deletes block blobs under `engine-event-data/` a
+ * number of days after their last write, taken from a parameter that cannot be set below the messages' life
+ * (a dataref must not outlive its blob), and the parameter says so.
+ */
+export function checkBlobLifecycle(repo: Repo): string[] {
+  const problems: string[] = [];
+  const policies = resourcesOf(repo, 'Microsoft.Storage/storageAccounts/managementPolicies');
+  if (policies.length !== 1) return [`expected one storage lifecycle management policy, found ${policies.length}`];
+  const policy = policies[0] as ResourceDecl & { file: BicepFile };
+  expectRaw(problems, 'lifecycle policy name', rawAt(policy.body, 'name'), "'default'");
+  const storage = policy.file.resources.find((r) => r.type === 'Microsoft.Storage/storageAccounts');
+  expectRaw(problems, 'lifecycle policy parent', rawAt(policy.body, 'parent'), storage?.symbol ?? '<the storage account>');
+
+  const rules = at(policy.body, 'properties', 'policy', 'rules');
+  const prefix = `${BLOB_CONTAINERS.engineEventData}/`;
+  const rule = rules?.kind === 'array' ? rules.items.find((r) => stringItems(at(r, 'definition', 'filters', 'prefixMatch'))?.includes(prefix)) : undefined;
+  if (!rule) return [...problems, `no lifecycle rule matches the prefix '${prefix}'`];
+  expectRaw(problems, 'engine-event-data rule enabled', rawAt(rule, 'enabled'), 'true');
+  expectRaw(problems, 'engine-event-data rule type', rawAt(rule, 'type'), "'Lifecycle'");
+  const prefixes = stringItems(at(rule, 'definition', 'filters', 'prefixMatch')) ?? [];
+  if (prefixes.length !== 1) problems.push(`the engine-event-data rule must match only '${prefix}' (matches ${prefixes.join(', ')})`);
+  if (!(stringItems(at(rule, 'definition', 'filters', 'blobTypes')) ?? []).includes('blockBlob')) problems.push('the engine-event-data rule must apply to block blobs');
+  const days = rawAt(rule, 'definition', 'actions', 'baseBlob', 'delete', 'daysAfterModificationGreaterThan');
+  const param = days === undefined ? undefined : policy.file.params.get(days.trim());
+  if (!param) {
+    problems.push(`the engine-event-data rule must delete by daysAfterModificationGreaterThan from a parameter (is ${days ?? 'unset'})`);
+    return problems;
+  }
+  const byName = (name: string) => param.decorators.find((d) => d.name === name);
+  const minValue = byName('minValue');
+  const min = minValue ? Number(rawAt(decoratorValue(minValue)) ?? NaN) : NaN;
+  if (!(min > ENGINE_EVENT_MESSAGE_TTL_DAYS)) problems.push(`parameter ${param.name} must have @minValue above the ${ENGINE_EVENT_MESSAGE_TTL_DAYS}-day message lifetime (is ${minValue ? min : 'unset'})`);
+  const def = Number(param.default?.raw ?? NaN);
+  if (!(def > ENGINE_EVENT_MESSAGE_TTL_DAYS)) problems.push(`parameter ${param.name} must default to more than ${ENGINE_EVENT_MESSAGE_TTL_DAYS} days (is ${param.default?.raw ?? 'unset'})`);
+  if (!byName('description')) problems.push(`parameter ${param.name} must be described`);
   return problems;
 }
 

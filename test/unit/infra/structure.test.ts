@@ -8,13 +8,14 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { envSchema } from '../../../src/config/schema';
-import { ALL_QUEUES, ALL_TABLES } from '../../../src/storage/names';
+import { ALL_BLOB_CONTAINERS, ALL_QUEUES, ALL_TABLES } from '../../../src/storage/names';
 import { parseBicep, stringItems } from './bicep-text';
 import {
   anyPublishedRouteRegistered,
   appSettingsGroups,
   checkAppSettingsCoverSchema,
   checkAzureYaml,
+  checkBlobLifecycle,
   checkHostJson,
   checkLocalSettingsSample,
   checkModuleWiring,
@@ -51,11 +52,16 @@ describe('infra/ matches the code', () => {
     );
   });
 
-  it('declares every table and queue in src/storage/names.ts, and nothing the code does not use', () => {
+  it('declares every table, queue and blob container in src/storage/names.ts, and nothing the code does not use', () => {
     const storage = repo.bicep.get('infra/app/storage.bicep');
     expect(stringItems(storage?.vars.get('tableNames'))).toEqual([...ALL_TABLES]);
     expect(stringItems(storage?.vars.get('queueNames'))).toEqual([...ALL_QUEUES]);
+    expect(stringItems(storage?.vars.get('blobContainerNames'))).toEqual([...ALL_BLOB_CONTAINERS]);
     expect(checkTablesAndQueues(repo)).toEqual([]);
+  });
+
+  it('expires claim-check blobs (engine-event-data) by a lifecycle rule, later than the messages that name them', () => {
+    expect(checkBlobLifecycle(repo)).toEqual([]);
   });
 
   it('sets every setting the config schema reads, or documents why Azure does not get it', () => {
@@ -169,6 +175,51 @@ describe('the checks fail on a broken copy', () => {
       edits: [{ file: 'infra/app/storage.bicep', from: "  'engine-events'\n", to: "  'engine-events'\n  'orphan-queue'\n" }],
       check: checkTablesAndQueues,
       expect: /queue "orphan-queue" is declared in infra\/ but the code does not use it/,
+    },
+    {
+      what: 'the claim-check container is not declared',
+      edits: [{ file: 'infra/app/storage.bicep', from: "var blobContainerNames = [\n  'engine-event-data'\n]", to: 'var blobContainerNames = []' }],
+      check: checkTablesAndQueues,
+      expect: /blob container "engine-event-data" is used by the code/,
+    },
+    {
+      what: 'a blob container the code does not use is declared',
+      edits: [{ file: 'infra/app/storage.bicep', from: "  'engine-event-data'\n", to: "  'engine-event-data'\n  'orphan-data'\n" }],
+      check: checkTablesAndQueues,
+      expect: /blob container "orphan-data" is declared in infra\/ but the code does not use it/,
+    },
+    {
+      what: 'the lifecycle rule is missing',
+      edits: [{ file: 'infra/app/storage.bicep', from: /resource lifecycle [\s\S]*?\n}\n/, to: '' }],
+      check: checkBlobLifecycle,
+      expect: /expected one storage lifecycle management policy, found 0/,
+    },
+    {
+      what: 'the lifecycle rule matches another container',
+      edits: [{ file: 'infra/app/storage.bicep', from: "'engine-event-data/'", to: "'other/'" }],
+      check: checkBlobLifecycle,
+      expect: /no lifecycle rule matches the prefix 'engine-event-data\/'/,
+    },
+    {
+      what: 'the lifecycle rule is switched off',
+      edits: [{ file: 'infra/app/storage.bicep', from: 'enabled: true', to: 'enabled: false' }],
+      check: checkBlobLifecycle,
+      expect: /engine-event-data rule enabled is false/,
+    },
+    {
+      what: 'claim-check blobs may expire before the messages that name them',
+      edits: [
+        { file: 'infra/app/storage.bicep', from: '@minValue(8)', to: '@minValue(1)' },
+        { file: 'infra/app/storage.bicep', from: 'param engineEventDataRetentionDays int = 14', to: 'param engineEventDataRetentionDays int = 3' },
+      ],
+      check: checkBlobLifecycle,
+      expect: /@minValue above the 7-day message lifetime \(is 1\)[\s\S]*default to more than 7 days \(is 3\)/,
+    },
+    {
+      what: 'the lifecycle rule deletes after a fixed number rather than the parameter',
+      edits: [{ file: 'infra/app/storage.bicep', from: 'daysAfterModificationGreaterThan: engineEventDataRetentionDays', to: 'daysAfterModificationGreaterThan: 30' }],
+      check: checkBlobLifecycle,
+      expect: /must delete by daysAfterModificationGreaterThan from a parameter \(is 30\)/,
     },
     {
       what: 'shared-key access is allowed',
@@ -371,7 +422,7 @@ describe('the checks fail on a broken copy', () => {
 
   it('an unbroken copy passes every check (the copies differ only by their edits)', () => {
     const copy = brokenCopy();
-    for (const check of [checkTablesAndQueues, checkNodeHeap, checkAppSettingsCoverSchema, checkNoSecretsInSettings, checkRoleAssignments, checkResourceProperties, checkModuleWiring, checkOutputs, checkSettingsParse, checkHostJson, checkAzureYaml]) {
+    for (const check of [checkTablesAndQueues, checkBlobLifecycle, checkNodeHeap, checkAppSettingsCoverSchema, checkNoSecretsInSettings, checkRoleAssignments, checkResourceProperties, checkModuleWiring, checkOutputs, checkSettingsParse, checkHostJson, checkAzureYaml]) {
       expect({ check: check.name, problems: check(copy) }).toEqual({ check: check.name, problems: [] });
     }
   });

@@ -8,7 +8,7 @@ import { InvalidSignedTokenError, SignedTokens } from '../../../src/platform/sig
 import { queueHandler } from '../../../src/platform/workers';
 import type { Services } from '../../../src/platform/services';
 import { LocalSecretStore } from '../../../src/secrets/localSecretStore';
-import { ProcessedStore, QueueSender, TABLES, TenantTable, tenantId, type ProcessedRow, type StorageClients } from '../../../src/storage';
+import { EventDataBlobs, ProcessedStore, QueueSender, TABLES, TenantTable, tenantId, type ProcessedRow, type StorageClients } from '../../../src/storage';
 import { useAzurite } from '../../helpers/azurite';
 
 let az: Awaited<ReturnType<typeof useAzurite>>;
@@ -74,7 +74,7 @@ describe('ProcessedStore', () => {
 
 describe('EngineEventPublisher', () => {
   it('publishes a CloudEvents 1.0 message with a stable id and the tenant as an extension attribute', async () => {
-    const publisher = new EngineEventPublisher(new QueueSender(az.clients));
+    const publisher = new EngineEventPublisher(new QueueSender(az.clients), new EventDataBlobs(az.clients));
     const input = {
       tenantId: tenantId('t1'),
       integrationId: 'i1',

@@ -25,8 +25,6 @@ export const hubspotObjectChangedSchema = z.object({
   associations: z.record(z.string(), z.array(z.string())).optional(),
   pipelineLabel: z.string().optional(),
   stageLabel: z.string().optional(),
-  /** True when properties were left out to keep the message under the queue's size limit. */
-  propertiesOmitted: z.boolean().optional(),
 });
 export type HubSpotObjectChanged = z.infer<typeof hubspotObjectChangedSchema>;
 
@@ -44,8 +42,6 @@ export const hubspotSyncCompletedSchema = z.object({
 });
 export type HubSpotSyncCompleted = z.infer<typeof hubspotSyncCompletedSchema>;
 
-// Queue messages carry at most 48 KiB of JSON (base64 makes it 64); leave room for the envelope.
-const MAX_DATA_CHARS = 36_000;
 const PUBLISH_CONCURRENCY = 16;
 
 export function changeEventData(
@@ -74,14 +70,9 @@ export function changeEventData(
       if (pl) data.pipelineLabel = pl;
       if (st) data.stageLabel = st.label;
     }
-    if (JSON.stringify(data).length > MAX_DATA_CHARS) {
-      // Keep what routing needs; the engine reads the rest from the tickets endpoint.
-      const keep = ['subject', 'hs_ticket_priority', 'hs_pipeline', 'hs_pipeline_stage', 'email', 'name', 'domain', OBJECT_SPECS[type].lastModifiedProperty];
-      data.properties = Object.fromEntries(Object.entries(o.properties).filter(([k, v]) => keep.includes(k) && (v?.length ?? 0) < 1000));
-      delete data.associations;
-      data.propertiesOmitted = true;
-    }
   }
+  // Every property and association goes out whatever its size: the publisher measures the message in
+  // the bytes it will be sent as and moves data that does not fit into a blob (dataref).
   return data;
 }
 

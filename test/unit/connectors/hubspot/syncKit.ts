@@ -4,6 +4,7 @@ import { SyncEngine, type SyncMessage, type SyncOptions } from '../../../../src/
 import { EngineEventPublisher } from '../../../../src/platform/events';
 import { Logger, type LogSink } from '../../../../src/platform/logging';
 import {
+  EventDataBlobs,
   IntegrationsRepository,
   Leases,
   QueueSender,
@@ -80,7 +81,7 @@ export function kit(clients: StorageClients, log: Logger): Kit {
   const integrations = new IntegrationsRepository(new TenantTable(clients.table(TABLES.integrations)));
   const queues = new QueueSender(clients);
   const leases = new Leases(new TenantTable<LeaseRow>(clients.table(TABLES.leases)));
-  const events = new EngineEventPublisher(queues);
+  const events = new EngineEventPublisher(queues, new EventDataBlobs(clients));
   return {
     integrations,
     queues,
