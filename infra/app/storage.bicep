@@ -37,6 +37,7 @@ var tableNames = [
   'TeamsChannels'
   'TeamsNotifications'
   'TeamsState'
+  'DeploymentState'
 ]
 
 var queueNames = [

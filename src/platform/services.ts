@@ -1,6 +1,6 @@
 import { getConfig, type AppConfig } from '../config';
 import { createSecretStore, type SecretStore } from '../secrets';
-import { EventDataBlobs, IntegrationsRepository, Leases, ProcessedStore, QueueSender, StorageClients, TABLES, TenantTable, type LeaseRow, type ProcessedRow } from '../storage';
+import { DeploymentState, EventDataBlobs, IntegrationsRepository, Leases, ProcessedStore, QueueSender, StorageClients, TABLES, TenantTable, type DeploymentRow, type LeaseRow, type ProcessedRow } from '../storage';
 import { EngineEventPublisher } from './events';
 import { SignedTokens } from './signedTokens';
 import { ApiAuthenticator } from './http/auth';
@@ -38,7 +38,7 @@ export function createServices(config: AppConfig): Services {
     integrations: new IntegrationsRepository(new TenantTable(storage.table(TABLES.integrations))),
     processed,
     events: new EngineEventPublisher(queues, new EventDataBlobs(storage)),
-    signedTokens: new SignedTokens(secrets, processed),
+    signedTokens: new SignedTokens(secrets, processed, new DeploymentState(new TenantTable<DeploymentRow>(storage.table(TABLES.deploymentState)))),
   };
 }
 

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import type { SecretStore } from '../secrets';
 import { appSecretName } from '../secrets/names';
-import { tenantId as toTenantId, type ProcessedStore } from '../storage';
+import { tenantId as toTenantId, type DeploymentState, type ProcessedStore } from '../storage';
 import { AppError } from './errors';
 
 export class InvalidSignedTokenError extends AppError {
@@ -24,32 +24,58 @@ export interface SignedClaims extends JWTPayload {
   purpose: string;
 }
 
-const KEY_SECRET = appSecretName('token-signing-key');
+/** Where the key lived before its name was settled in DeploymentState; such a key is adopted as is. */
+export const LEGACY_KEY_SECRET = appSecretName('token-signing-key');
+/** The DeploymentState row naming the secret that holds the key. */
+export const KEY_POINTER = 'token-signing-key';
 const ISSUER = 'itil-next-connectors';
 
 /**
  * Signed, expiring, purpose-bound tokens for what travels through a browser or a third party and comes
  * back: OAuth `state`, Graph admin-consent `state`, Teams snooze links. HS256 (jose) with a key kept in
  * the secret store; single use is enforced by claiming the token id in the Processed table.
+ *
+ * Every instance must sign with the same key. Key Vault has no conditional create (two instances that
+ * both find no key would each write a version, and each keep its own), so the key's secret name is
+ * settled in a DeploymentState row, which only the first insert creates: an instance writes a key under
+ * a name of its own, then offers that name; the loser adopts the winner's and deletes its own unused
+ * secret. The secret is written before the row, so the row never names a missing secret (an instance
+ * that dies in between leaves an unused secret that nothing points at).
  */
 export class SignedTokens {
-  #key: Uint8Array | undefined;
+  #key: Promise<Uint8Array> | undefined;
 
   constructor(
     private readonly secrets: SecretStore,
     private readonly processed: ProcessedStore,
+    private readonly deployment: DeploymentState,
   ) {}
 
-  private async key(): Promise<Uint8Array> {
-    if (this.#key) return this.#key;
-    let stored = await this.secrets.get(KEY_SECRET);
-    if (!stored) {
-      await this.secrets.set(KEY_SECRET, randomBytes(32).toString('base64'), { contentType: 'application/octet-stream;base64' });
-      // Two instances may race to create it; both use whatever won, so tokens verify on either.
-      stored = (await this.secrets.get(KEY_SECRET)) as string;
-    }
-    this.#key = Buffer.from(stored, 'base64');
+  /** Loaded once per instance; a failed load is tried again on the next call. */
+  private key(): Promise<Uint8Array> {
+    this.#key ??= this.loadKey().catch((err: unknown) => {
+      this.#key = undefined;
+      throw err;
+    });
     return this.#key;
+  }
+
+  private async loadKey(): Promise<Uint8Array> {
+    const name = (await this.deployment.get(KEY_POINTER)) ?? (await this.settleKey());
+    const stored = await this.secrets.get(name);
+    if (!stored) throw new Error(`the token-signing key (secret ${name}) is missing from the secret store`);
+    return Buffer.from(stored, 'base64');
+  }
+
+  /** Makes a key (or adopts the one from before) and offers its name; returns the name every instance uses. */
+  private async settleKey(): Promise<string> {
+    const legacy = (await this.secrets.get(LEGACY_KEY_SECRET)) !== undefined;
+    const mine = legacy ? LEGACY_KEY_SECRET : `${LEGACY_KEY_SECRET}-${randomBytes(16).toString('hex')}`;
+    if (!legacy) await this.secrets.set(mine, randomBytes(32).toString('base64'), { contentType: 'application/octet-stream;base64' });
+    const chosen = await this.deployment.putIfAbsent(KEY_POINTER, mine);
+    // Lost the race: nothing was ever signed with ours.
+    if (chosen !== mine && !legacy) await this.secrets.delete(mine).catch(() => undefined);
+    return chosen;
   }
 
   async sign(purpose: string, tenant: string, claims: Record<string, unknown>, ttlSeconds: number): Promise<string> {

@@ -24,3 +24,4 @@ export { IntegrationsRepository, INTEGRATION_TYPES, INTEGRATION_STATUSES, integr
 export type { Integration, IntegrationRow, IntegrationStatus, IntegrationType } from './repositories/integrations';
 export { ProcessedStore, type ProvisionalClaim } from './repositories/processed';
 export type { ProcessedRow } from './repositories/processed';
+export { DeploymentState, type DeploymentRow } from './repositories/deployment';

@@ -94,6 +94,13 @@ export const partitionKey = {
   accountIndex(type: string, externalAccountId: string): PartitionKey {
     return checkedKey(`${escapeKeyPart(type)}:${escapeKeyPart(externalAccountId)}`) as PartitionKey;
   },
+  /**
+   * The DeploymentState table's only partition: settings of the deployment itself (the token-signing
+   * key's secret name), which belong to no tenant. That table holds no tenant data.
+   */
+  deployment(): PartitionKey {
+    return 'deployment' as PartitionKey;
+  },
 };
 
 /**

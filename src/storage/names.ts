@@ -17,6 +17,7 @@ export const TABLES = {
   teamsChannels: 'TeamsChannels',
   teamsNotifications: 'TeamsNotifications',
   teamsState: 'TeamsState',
+  deploymentState: 'DeploymentState',
 } as const;
 
 export type TableName = (typeof TABLES)[keyof typeof TABLES];

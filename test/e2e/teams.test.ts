@@ -4,7 +4,7 @@ import os from 'node:os';
 import { startAzurite, type AzuriteInstance } from '../../runner/azurite';
 import { SignedTokens } from '../../src/platform/signedTokens';
 import { LocalSecretStore } from '../../src/secrets/localSecretStore';
-import { ProcessedStore, StorageClients, TABLES, TenantTable, type ProcessedRow } from '../../src/storage';
+import { DeploymentState, ProcessedStore, StorageClients, TABLES, TenantTable, type DeploymentRow, type ProcessedRow } from '../../src/storage';
 import { startFakeTeams, officialSchemaAvailable, cardTexts, type FakeTeams, type ReceivedPost } from '../fakes/teams';
 import { apiClient, queueLength, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
 import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
@@ -300,6 +300,7 @@ describe('Teams notifications end to end', () => {
       const signer = new SignedTokens(
         new LocalSecretStore({ key: Buffer.from(localKey, 'base64'), directory: secretDir }),
         new ProcessedStore(new TenantTable<ProcessedRow>(clients.table(TABLES.processed))),
+        new DeploymentState(new TenantTable<DeploymentRow>(clients.table(TABLES.deploymentState))),
       );
       const expired = await signer.sign('teams-snooze', 'tenant-s', { tk: 'S-3', n: 'x', m: 30 }, 1);
       const fresh = await signer.sign('teams-snooze', 'tenant-s', { tk: 'S<img src=x onerror=alert(1)>', n: 'x', m: 30 }, 600);

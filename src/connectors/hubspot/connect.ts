@@ -5,6 +5,7 @@ import { tenantSecretName } from '../../secrets';
 import { integrationIdSchema, tenantIdSchema, type Integration, type IntegrationId, type TenantId } from '../../storage';
 import { REFRESH_TOKEN_SECRET_PURPOSE } from '../base';
 import { updateIntegration } from './integrationState';
+import { replaceGrant } from './retiredTokens';
 import type { HubSpotServices } from './services';
 import { requestSync } from './sync/scheduler';
 
@@ -83,7 +84,8 @@ export async function completeAuthorization(hs: HubSpotServices, input: { code?:
   if (!info.active || !hubId) throw new ConnectError('HubSpot did not confirm the new token; start again.', 502);
   const scopes = info.scopes.length > 0 ? info.scopes : (tokens.scopes ?? []);
 
-  await hs.tokens.saveTokenSet(tenant, id, tokens);
+  // A reconnect replaces a live grant: the old refresh token is revoked once the new one is stored.
+  await replaceGrant(hs, tenant, id, tokens, log);
   const previousPortal = integration.externalAccountId;
   const now = new Date().toISOString();
   await updateIntegration(hs.base.integrations, tenant, id, () => ({

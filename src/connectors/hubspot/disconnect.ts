@@ -4,6 +4,7 @@ import { tenantSecretName } from '../../secrets';
 import type { IntegrationId, TenantId } from '../../storage';
 import { REFRESH_TOKEN_SECRET_PURPOSE } from '../base';
 import { updateIntegration } from './integrationState';
+import { retiredTokensSecretName, revokeRetiredTokens } from './retiredTokens';
 import type { HubSpotServices } from './services';
 import { authKindOf, integrationSecretNames } from './tokens';
 
@@ -37,7 +38,11 @@ export async function disconnectIntegration(hs: HubSpotServices, tenant: TenantI
       }
     }
   }
-  for (const name of integrationSecretNames(tenant, id)) await hs.base.secrets.delete(name);
+  // Grants an earlier reconnect replaced but could not revoke: revoked now, or nothing is deleted either.
+  if ((await revokeRetiredTokens(hs, tenant, id, log)).left > 0) {
+    throw new AppError({ status: 502, code: 'hubspot-revoke-failed', title: 'HubSpot did not confirm the revocation', detail: 'The integration is still connected; try again.' });
+  }
+  for (const name of [...integrationSecretNames(tenant, id), retiredTokensSecretName(tenant, id)]) await hs.base.secrets.delete(name);
   hs.tokens?.invalidate(tenant, id);
   await updateIntegration(hs.base.integrations, tenant, id, () => ({ status: 'disconnected', lastError: '' }));
   if (integration.externalAccountId) await hs.accountIndex.unlink(integration.externalAccountId, tenant, id);

@@ -1,6 +1,7 @@
 import type { Logger } from '../../platform/logging';
 import { InvalidGrantError } from '../base';
 import type { HubSpotServices } from './services';
+import { revokeRetiredTokens } from './retiredTokens';
 import { authKindOf } from './tokens';
 
 export interface IdleRefreshResult {
@@ -34,6 +35,12 @@ export async function refreshIdleTokens(hs: HubSpotServices, log: Logger, opts: 
       const link = links[next++] as (typeof links)[number];
       result.checked++;
       const integration = await hs.base.integrations.get(link.tenantId, link.integrationId).catch(() => undefined);
+      if (integration?.type === 'hubspot' && integration.status !== 'disconnected' && authKindOf(integration) === 'oauth') {
+        // A reconnect whose revocation of the replaced grant failed (or died) left it recorded: try again.
+        await revokeRetiredTokens(hs, link.tenantId, link.integrationId, log).catch((err: unknown) =>
+          log.warn('could not read the replaced refresh tokens', { tenantId: link.tenantId, integrationId: link.integrationId, error: err instanceof Error ? err.message : String(err) }),
+        );
+      }
       if (!integration || integration.type !== 'hubspot' || integration.status !== 'active' || authKindOf(integration) !== 'oauth') {
         result.skipped++;
         continue;

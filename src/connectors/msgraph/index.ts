@@ -36,7 +36,7 @@ export {
 export { inboxDelta, type DeltaResult } from './delta';
 export { SubscriptionService, clientStateHash, clientStateMatches, DOCUMENTED_MAX_MINUTES } from './subscriptions';
 export { acceptNotifications, MAX_NOTIFICATION_BYTES, MAX_VALIDATION_TOKEN_LENGTH, type AcceptResult, type NotificationKind } from './notifications';
-export { processWorkItem, queueMaintenance, ticketRefFor, CREATE_EVENT, COMMENT_EVENT, type WorkOutcome } from './worker';
+export { processWorkItem, queueMaintenance, ticketRefFor, CREATE_EVENT, COMMENT_EVENT, MAIL_SOURCE, MAIL_CLAIM_STALE_MS, MailInProgressError, mailClaimId, type WorkOutcome } from './worker';
 export { graphWorkItemSchema, type GraphWorkItem, type GraphWorkItemInput } from './workItems';
 export { watchMailbox, unwatchMailbox, mailboxView, syncMailbox, ensureSubscription, MAX_MAILBOXES_PER_INTEGRATION } from './mailboxes';
 export { replyFromEngine, replyRequestSchema, type ReplyRequest, type ReplyOutcome } from './reply';

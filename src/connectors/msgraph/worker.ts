@@ -15,8 +15,28 @@ export const CONNECTOR = 'msgraph';
 export const CREATE_EVENT = 'ticket.create_requested';
 export const COMMENT_EVENT = 'ticket.comment_added';
 /** Processed-table sources: by Message-ID (one event per mail) and by immutable id (skip a re-fetch). */
-const MAIL_SOURCE = 'msgraph-mail';
+export const MAIL_SOURCE = 'msgraph-mail';
 const SEEN_SOURCE = 'msgraph-mail-id';
+/**
+ * A mail's claim (by Message-ID) is provisional until its event is on the queue: a worker that dies in
+ * between leaves it pending, and a later delivery takes it over once it is this old. The work under the
+ * claim is a few storage calls (seconds). Taking over a claim whose holder is merely slow costs one more
+ * copy of the same CloudEvent (same id, which the engine drops); and 30 s lets a copy that met the
+ * pending claim (the queue retries it every 10 s, five times) take over before its attempts run out.
+ */
+export const MAIL_CLAIM_STALE_MS = 30_000;
+
+/** Thrown for a mail another delivery is still handling: the queue brings the message back later. */
+export class MailInProgressError extends Error {
+  constructor() {
+    super('another delivery of this mail is being handled and has not published yet; retry later');
+    this.name = 'MailInProgressError';
+  }
+}
+
+export function mailClaimId(integration: IntegrationId, key: string): string {
+  return `${integration}:${key}`;
+}
 
 export type WorkOutcome =
   | { outcome: 'created' | 'commented'; eventId: string }
@@ -126,16 +146,23 @@ async function processMessage(gs: GraphServices, ctx: Context, item: Extract<Gra
     throw err;
   }
   const key = messageKey(message);
-  const claimId = `${integration}:${key}`;
-  if (!(await processed.claim(MAIL_SOURCE, tenant, claimId))) {
+  const claimId = mailClaimId(integration, key);
+  const claim = await processed.claimProvisional(MAIL_SOURCE, tenant, claimId, { staleAfterMs: MAIL_CLAIM_STALE_MS });
+  if (claim === 'done') {
     await processed.claim(SEEN_SOURCE, tenant, seenKey);
     log.info('graph mail skipped', { reason: 'duplicate', via: item.via });
     return { outcome: 'duplicate', reason: 'Message-ID already processed' };
+  }
+  if (claim === 'pending') {
+    // Its event may not be on the queue yet (the holder may have died): never a duplicate until confirmed.
+    log.info('graph mail deferred: another delivery holds its claim', { via: item.via });
+    throw new MailInProgressError();
   }
   try {
     const own = new Set((await gs.mailboxes.list(tenant, integration)).map((m) => m.address));
     const kind = classifyMessage(message, own);
     if (kind.kind === 'ignore') {
+      await processed.confirm(MAIL_SOURCE, tenant, [claimId]);
       await processed.claim(SEEN_SOURCE, tenant, seenKey);
       log.info('graph mail ignored', { reason: kind.reason, via: item.via });
       return { outcome: 'ignored', reason: kind.reason };
@@ -170,6 +197,8 @@ async function processMessage(gs: GraphServices, ctx: Context, item: Extract<Gra
       eventId = ev.id;
       await gs.conversations.touch(tenant, conversationId, { lastMessageId: message.id, lastMessageAt: message.receivedDateTime ?? now });
     }
+    // The event is on the queue: only now is the mail done for every later delivery.
+    await processed.confirm(MAIL_SOURCE, tenant, [claimId]);
     await processed.claim(SEEN_SOURCE, tenant, seenKey);
     log.info('graph mail published', { event: isNew ? CREATE_EVENT : COMMENT_EVENT, eventId, via: item.via });
     return { outcome: isNew ? 'created' : 'commented', eventId };

@@ -185,6 +185,8 @@ export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<F
     if (fault) {
       fault.remaining--;
       stats.faultsInjected++;
+      fault.onMatch?.();
+      if (fault.until) await fault.until;
       if (fault.delayMs) await sleep(fault.delayMs);
       if (fault.resetConnection) {
         req.socket.destroy();

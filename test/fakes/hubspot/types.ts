@@ -46,6 +46,13 @@ export interface FakeFault {
   resetConnection?: boolean;
   /** Wait this long first; alone it only slows the reply down. */
   delayMs?: number;
+  /**
+   * In process only (not across IPC): called when a request meets this fault, and the reply waits until
+   * `until` resolves. Together they put requests of different clients in an order a test needs, without
+   * timing: "hold this page until that one has failed".
+   */
+  onMatch?: () => void;
+  until?: Promise<unknown>;
 }
 
 export interface FakeHubSpotStats {

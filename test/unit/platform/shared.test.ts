@@ -8,7 +8,7 @@ import { InvalidSignedTokenError, SignedTokens } from '../../../src/platform/sig
 import { queueHandler } from '../../../src/platform/workers';
 import type { Services } from '../../../src/platform/services';
 import { LocalSecretStore } from '../../../src/secrets/localSecretStore';
-import { EventDataBlobs, ProcessedStore, QueueSender, TABLES, TenantTable, tenantId, type ProcessedRow, type StorageClients } from '../../../src/storage';
+import { DeploymentState, EventDataBlobs, ProcessedStore, QueueSender, TABLES, TenantTable, tenantId, type DeploymentRow, type ProcessedRow, type StorageClients } from '../../../src/storage';
 import { useAzurite } from '../../helpers/azurite';
 
 let az: Awaited<ReturnType<typeof useAzurite>>;
@@ -110,6 +110,7 @@ describe('SignedTokens', () => {
     new SignedTokens(
       new LocalSecretStore({ key: randomBytes(32), directory: dir, env: {} }),
       new ProcessedStore(new TenantTable<ProcessedRow>(az.clients.table(TABLES.processed))),
+      new DeploymentState(new TenantTable<DeploymentRow>(az.clients.table(TABLES.deploymentState))),
     );
 
   it('verifies once when single-use, rejects reuse, another purpose, tampering and expiry', async () => {

@@ -21,11 +21,12 @@ import { hubspotSyncCompletedSchema, publishChanges } from './changes';
 import { listPage, searchPage, readAssociations, ticketPipelines, countObjects, type HubSpotObject, type ObjectPage, type PipelineLabels, type SearchFilter, type SearchPage } from './hubspotApi';
 import { SYNC_OBJECT_TYPES, type SyncMessage, type SyncObjectType, type SyncType } from './messages';
 import { OBJECT_SPECS } from './objects';
-import { eventRowKey, isActiveRun, runObjectTypes, SyncStateStore, type RunRow, type RunStatus, type TypeState } from './state';
+import { addProgress, eventRowKey, isActiveRun, runObjectTypes, SyncStateStore, type PageProgress, type RunRow, type RunStatus, type TypeState } from './state';
 
 export const SYNC_LEASE_NAME = 'hubspot-sync';
 /** Pages fetched but not yet stored, at most. */
 const PIPELINE_DEPTH = 3;
+const NOTHING: PageProgress = { pages: 0, records: 0, changes: 0 };
 
 export interface SyncOptions {
   /** An invocation stops taking pages after this long and re-queues itself (functionTimeout is 10 min). */
@@ -208,7 +209,7 @@ export class SyncEngine {
       const caller = await this.deps.callerFor(integration);
       job = new Job(this, this.deps, this.state, log, integration, caller, run, lease, started);
       const done = await job.execute();
-      run = job.run;
+      run = job.settle();
       if (!done) {
         run = { ...run, updatedAt: opts.now() };
         await this.state.putRun(t, i, run);
@@ -228,7 +229,9 @@ export class SyncEngine {
       const error = safeError(err);
       const fresh = await this.deps.integrations.get(t, i).catch(() => undefined);
       const latest = (await this.state.getRun(t, i).catch(() => undefined))?.run;
-      const base = latest && latest.syncId === syncId ? latest : run;
+      // Pages, records and changes as stored (a page whose checkpoint failed is read again, so it must not
+      // count); the job-wide figures (calls, waits, active time) as this job made them, all chains settled.
+      const base = latest && latest.syncId === syncId ? (job ? { ...job.settle(), pages: latest.pages, records: latest.records, changes: latest.changes } : latest) : run;
       if (fresh && fresh.status !== 'active') {
         // needs_reauth and friends: retrying cannot help; the sync stops here.
         run = await this.finish(t, i, base, 'failed', `integration is ${fresh.status}: ${error}`);
@@ -353,6 +356,8 @@ class Job {
   /** Set by the first chain that fails: the others stop at their next page. */
   private stopping = false;
   private renewing: Promise<void> | undefined;
+  /** The checkpoint carrying the run row, while one is in flight (see `checkpoint`). */
+  private runWrite: Promise<unknown> | undefined;
   private readonly estimates: Array<Promise<void>> = [];
   private readonly statsAtStart: HubSpotCallStats;
   private readonly runAtStart: RunRow;
@@ -436,6 +441,12 @@ class Job {
     return this.labels;
   }
 
+  /** The run with the caller's counters and the elapsed time folded in; for the job's last writes. */
+  settle(): RunRow {
+    this.progress();
+    return this.run;
+  }
+
   /** Folds the caller's counters and elapsed time into the run row. */
   private progress(): void {
     const s = this.caller.stats();
@@ -452,9 +463,28 @@ class Job {
     });
   }
 
-  private async checkpoint(type: SyncObjectType, st: TypeState): Promise<void> {
+  /**
+   * Stores a type's checkpoint (its counters inside, see state.ts) and, when no other chain's write of
+   * the run row is in flight, the run row with it. One run-row write at a time: two in flight together
+   * could land in either order and leave the older figures in the row.
+   */
+  private async checkpoint(type: SyncObjectType, st: TypeState, counted?: PageProgress): Promise<void> {
     this.progress();
-    await this.state.checkpoint(this.t, this.i, type, st, this.run);
+    const withRun = this.runWrite === undefined;
+    const write = this.state.checkpoint(this.t, this.i, type, st, withRun ? this.run : undefined);
+    if (withRun) {
+      this.runWrite = write.then(
+        () => (this.runWrite = undefined),
+        () => (this.runWrite = undefined),
+      );
+    }
+    await write;
+    // The in-memory run counts a page once its checkpoint is stored, as the stored sums do.
+    if (counted) {
+      this.run.pages += counted.pages;
+      this.run.records += counted.records;
+      this.run.changes += counted.changes;
+    }
     if (this.now - this.leaseRenewedAt > this.engine.options.leaseTtlMs / 3) await this.renewLease();
   }
 
@@ -496,6 +526,8 @@ class Job {
       try {
         page = await step.fetch(cursor);
       } catch (err) {
+        // The other chains stop at their next page from now, not once this chain's pages are stored.
+        this.stopping = true;
         // Let the pages already fetched reach storage: the checkpoint then sits right before this one.
         await chain.catch(() => undefined);
         throw err;
@@ -529,6 +561,7 @@ class Job {
         fullStartedAtMs: this.now,
         fullInitial: st.lastFullCompletedAtMs === undefined && Object.keys(counts).length === 0,
       };
+      st = addProgress(st, this.run.syncId, NOTHING);
       // The count only feeds the ETA: it runs beside the first pages instead of before them.
       this.estimates.push(
         countObjects(this.caller, type).then(
@@ -546,13 +579,14 @@ class Job {
         fetch: (c) => listPage(this.caller, type, { ...c, archived: false }),
         advance: (_c, p) => (p.nextAfter ? { next: { after: p.nextAfter }, done: false } : { next: {}, done: true }),
         process: async (p, next, done) => {
-          await this.applyLive(type, p.objects, { initial: st.fullInitial, adjustCounts: false });
+          const counted = await this.applyLive(type, p.objects, { initial: st.fullInitial, adjustCounts: false });
           for (const o of p.objects) {
             const k = countKeyOf(type, o.properties);
             seenCounts[k] = (seenCounts[k] ?? 0) + 1;
           }
           st = { ...st, fullSeen: st.fullSeen + p.objects.length, fullCounts: JSON.stringify(seenCounts), fullAfter: done ? undefined : next.after, fullPhase: done ? 'archived' : 'live' };
-          await this.checkpoint(type, st);
+          st = addProgress(st, this.run.syncId, counted);
+          await this.checkpoint(type, st, counted);
         },
       });
       if (!finished) return false;
@@ -563,7 +597,7 @@ class Job {
         advance: (_c, p) => (p.nextAfter ? { next: { after: p.nextAfter }, done: false } : { next: {}, done: true }),
         process: async (p, next, done) => {
           // The counters are rebuilt from the live objects seen, so tombstones do not move them here.
-          await this.applyArchived(type, p.objects, { adjustCounts: false });
+          const counted = await this.applyArchived(type, p.objects, { adjustCounts: false });
           if (done) await this.engine.records.setCounts(this.t, this.i, type, seenCounts);
           const now = this.now;
           st = done
@@ -576,7 +610,8 @@ class Job {
                 watermarkMs: Math.max(st.watermarkMs ?? 0, (st.fullStartedAtMs ?? now) - this.engine.options.clockMarginMs),
               }
             : { ...st, fullAfter: next.after };
-          await this.checkpoint(type, st);
+          st = addProgress(st, this.run.syncId, counted);
+          await this.checkpoint(type, st, counted);
         },
       });
       if (!finished) return false;
@@ -604,6 +639,7 @@ class Job {
         incArchivedAfter: undefined,
         incSweepArchived: st.lastArchivedSweepMs === undefined || now - st.lastArchivedSweepMs >= opts.archivedSweepIntervalMs,
       };
+      st = addProgress(st, this.run.syncId, NOTHING);
       await this.checkpoint(type, st);
     }
     const lte = st.incLte ?? this.now;
@@ -630,7 +666,7 @@ class Job {
         },
         advance: (c, p) => this.nextWindow(c, p, lte),
         process: async (p, next, done) => {
-          await this.applyLive(type, p.objects, { initial: false, adjustCounts: true });
+          const counted = await this.applyLive(type, p.objects, { initial: false, adjustCounts: true });
           let maxSeen = st.incMaxSeenMs ?? 0;
           for (const o of p.objects) if (o.lastModifiedMs <= lte && o.lastModifiedMs > maxSeen) maxSeen = o.lastModifiedMs;
           st = {
@@ -643,7 +679,8 @@ class Job {
             incPhase: done ? (st.incSweepArchived ? 'archived' : 'done') : 'search',
           };
           if (done && !st.incSweepArchived) st = this.incrementalDone(st);
-          await this.checkpoint(type, st);
+          st = addProgress(st, this.run.syncId, counted);
+          await this.checkpoint(type, st, counted);
         },
       });
       if (!finished) return false;
@@ -654,9 +691,10 @@ class Job {
         fetch: (c) => listPage(this.caller, type, { ...c, archived: true }),
         advance: (_c, p) => (p.nextAfter ? { next: { after: p.nextAfter }, done: false } : { next: {}, done: true }),
         process: async (p, next, done) => {
-          await this.applyArchived(type, p.objects, { adjustCounts: true });
+          const counted = await this.applyArchived(type, p.objects, { adjustCounts: true });
           st = done ? this.incrementalDone({ ...st, incArchivedAfter: undefined, lastArchivedSweepMs: sweepStarted }) : { ...st, incArchivedAfter: next.after };
-          await this.checkpoint(type, st);
+          st = addProgress(st, this.run.syncId, counted);
+          await this.checkpoint(type, st, counted);
         },
       });
       if (!finished) return false;
@@ -705,7 +743,8 @@ class Job {
     }
   }
 
-  private async applyLive(type: SyncObjectType, objects: HubSpotObject[], opts: { initial: boolean; adjustCounts: boolean }): Promise<void> {
+  /** Stores a page of live objects; returns what it adds to the run's progress (counted with its checkpoint). */
+  private async applyLive(type: SyncObjectType, objects: HubSpotObject[], opts: { initial: boolean; adjustCounts: boolean }): Promise<PageProgress> {
     const labels = type === 'tickets' && objects.length > 0 ? await this.pipelines() : undefined;
     const ctx = { syncId: this.run.syncId, now: this.now, ...(labels ? { labels } : {}) };
     let result: ApplyResult;
@@ -718,18 +757,14 @@ class Job {
       result = await this.engine.records.commit(this.t, this.i, type, plan);
     }
     if (opts.adjustCounts) await this.engine.records.adjustCounts(this.t, this.i, type, result.countDelta);
-    this.run.pages++;
-    this.run.records += objects.length;
-    this.run.changes += result.changes.length;
+    return { pages: 1, records: objects.length, changes: result.changes.length };
   }
 
-  private async applyArchived(type: SyncObjectType, objects: HubSpotObject[], opts: { adjustCounts: boolean }): Promise<void> {
+  private async applyArchived(type: SyncObjectType, objects: HubSpotObject[], opts: { adjustCounts: boolean }): Promise<PageProgress> {
     const plan = await this.engine.records.planArchive(this.t, this.i, type, objects, { syncId: this.run.syncId, now: this.now });
     await publishChanges(this.deps.events, { tenantId: this.t, integrationId: this.i, portalId: this.portalId, syncId: this.run.syncId, source: 'sync' }, type, plan.changes);
     const result = await this.engine.records.commit(this.t, this.i, type, plan);
     if (opts.adjustCounts) await this.engine.records.adjustCounts(this.t, this.i, type, result.countDelta);
-    this.run.pages++;
-    this.run.records += objects.length;
-    this.run.changes += result.changes.length;
+    return { pages: 1, records: objects.length, changes: result.changes.length };
   }
 }

@@ -5,10 +5,15 @@ import { SYNC_OBJECT_TYPES, SYNC_TYPES, syncObjectTypeSchema, type SyncObjectTyp
 
 /**
  * SyncState rows of one integration (PartitionKey `partitionKey.integration(t, i)`):
- *   `run`        the current or last sync: who owns it, its progress, its SyncEvents row
- *   `<type>`     the checkpoint of one object type: full-sync cursor, incremental window, watermark
+ *   `run`        the current or last sync: who owns it, its job-wide figures, its SyncEvents row
+ *   `<type>`     the checkpoint of one object type: full-sync cursor, incremental window, watermark, and
+ *                this sync's pages, records and changes of that type
  *   `count.<type>` the record counters (records.ts)
- * The run row and a type row share a partition, so a page's checkpoint and progress are one transaction.
+ * The types' chains run side by side. Each type row has one writer (its chain), so a page's counters ride
+ * in its checkpoint's row and the run's pages, records and changes are the sum over the type rows, read
+ * with the run: two chains never overwrite each other's counts, and a page is counted exactly when its
+ * checkpoint is stored (a retry re-reads only uncounted pages). The run row's other figures (calls, waits,
+ * active time) belong to the job as a whole and are written by one write at a time (see the engine).
  * SyncEvents rows (same PartitionKey, RowKey inverted start time) are the history, one per sync.
  */
 
@@ -95,6 +100,11 @@ export const typeStateSchema = z.object({
   lastFullCompletedAtMs: optNum,
   lastIncrementalCompletedAtMs: optNum,
   lastArchivedSweepMs: optNum,
+  // This type's share of the run's progress, for the sync `progressSyncId` only (see the header).
+  progressSyncId: optStr,
+  progressPages: num,
+  progressRecords: num,
+  progressChanges: num,
 });
 export type TypeState = z.infer<typeof typeStateSchema>;
 
@@ -116,6 +126,35 @@ export const syncEventRowSchema = z.object({
   error: optStr,
 });
 export type SyncEventRow = z.infer<typeof syncEventRowSchema>;
+
+export interface PageProgress {
+  pages: number;
+  records: number;
+  changes: number;
+}
+
+/** `st` with `d` added to its share of sync `syncId`'s progress (a share of an older sync starts again at 0). */
+export function addProgress(st: TypeState, syncId: string, d: PageProgress): TypeState {
+  const mine = st.progressSyncId === syncId;
+  return {
+    ...st,
+    progressSyncId: syncId,
+    progressPages: (mine ? st.progressPages : 0) + d.pages,
+    progressRecords: (mine ? st.progressRecords : 0) + d.records,
+    progressChanges: (mine ? st.progressChanges : 0) + d.changes,
+  };
+}
+
+/**
+ * The run's pages, records and changes: the sum of its types' shares. A run no type row has a share of
+ * yet (just claimed, or written before the shares existed) keeps the figures its own row holds.
+ */
+function withTypeProgress(run: RunRow, types: readonly TypeState[]): RunRow {
+  const shares = types.filter((st) => st.progressSyncId === run.syncId);
+  if (shares.length === 0) return run;
+  const sum = (f: (st: TypeState) => number) => shares.reduce((a, st) => a + f(st), 0);
+  return { ...run, pages: sum((st) => st.progressPages), records: sum((st) => st.progressRecords), changes: sum((st) => st.progressChanges) };
+}
 
 const RUN_KEY = 'run';
 /** Largest inverted timestamp: later syncs sort first in the partition. */
@@ -147,11 +186,12 @@ export class SyncStateStore {
     return partitionKey.integration(t, i);
   }
 
+  /** The run row (its `etag` for `claimRun`), with pages, records and changes summed over its types. */
   async getRun(t: TenantId, i: IntegrationId): Promise<{ run: RunRow; etag: string } | undefined> {
-    const row = await this.state.get(this.pk(t, i), RUN_KEY);
+    const [row, types] = await Promise.all([this.state.get(this.pk(t, i), RUN_KEY), Promise.all(SYNC_OBJECT_TYPES.map((type) => this.getType(t, i, type)))]);
     if (!row) return undefined;
     const parsed = runRowSchema.safeParse(row.data);
-    return parsed.success ? { run: parsed.data, etag: row.etag } : undefined;
+    return parsed.success ? { run: withTypeProgress(parsed.data, types), etag: row.etag } : undefined;
   }
 
   /**
@@ -179,16 +219,13 @@ export class SyncStateStore {
     return parsed.success ? parsed.data : typeStateSchema.parse({});
   }
 
-  /** The checkpoint of one type and the run's progress, written together (one entity-group transaction). */
-  async checkpoint(t: TenantId, i: IntegrationId, type: SyncObjectType, state: TypeState, run: RunRow): Promise<void> {
-    await this.state.upsertMany(
-      this.pk(t, i),
-      [
-        { rowKey: type, data: clean(state) },
-        { rowKey: RUN_KEY, data: clean(run) },
-      ],
-      'Replace',
-    );
+  /**
+   * The checkpoint of one type (with its share of the progress), and the run row when given, written
+   * together (one entity-group transaction). `run` is read here, before the first await: the row written
+   * is the run as it is at the call.
+   */
+  async checkpoint(t: TenantId, i: IntegrationId, type: SyncObjectType, state: TypeState, run?: RunRow): Promise<void> {
+    await this.state.upsertMany(this.pk(t, i), [{ rowKey: type, data: clean(state) }, ...(run ? [{ rowKey: RUN_KEY, data: clean(run) }] : [])], 'Replace');
   }
 
   async putEvent(t: TenantId, i: IntegrationId, rowKey: string, row: SyncEventRow): Promise<void> {

@@ -10,6 +10,8 @@ import {
   OAUTH_PATHS,
   PrivateAppTokenRejectedError,
   refreshIdleTokens,
+  retiredTokensSecretName,
+  revokeRetiredTokens,
   startAuthorization,
   updateIntegration,
 } from '../../../../src/connectors/hubspot';
@@ -158,6 +160,45 @@ describe('HubSpot OAuth, tokens and connection lifecycle', () => {
     expect(await integrationStatus(w.hs, A, integrationId, w.log)).toMatchObject({ connected: false, status: 'disconnected' });
     // Idempotent.
     expect(await disconnectIntegration(w.hs, A, integrationId, w.log)).toEqual({ status: 'disconnected', revocation: 'not_applicable' });
+  });
+
+  it('reconnecting revokes the replaced grant once the new one is stored; a failed revocation is retried, never fatal', async () => {
+    const { integrationId, hubId } = await connect();
+    const refreshName = tenantSecretName(A, integrationId, 'refresh-token');
+    const reconnect = async () => {
+      const again = await startAuthorization(w.hs, A, { integrationId });
+      await completeAuthorization(w.hs, { code: w.fake.issueAuthorizationCode(hubId, REDIRECT_URI), state: stateOf(again.authorizationUrl) }, w.log);
+      return (await w.base.secrets.get(refreshName)) as string;
+    };
+    const first = (await w.base.secrets.get(refreshName)) as string;
+    const second = await reconnect();
+    expect(second).not.toBe(first);
+    // The old grant is revoked at HubSpot and no longer works; the new one does.
+    expect(w.fake.stats().revokedTokens).toContain(first);
+    await expect(w.hs.oauth?.refresh(first)).rejects.toMatchObject({ body: { error: 'invalid_grant' } });
+    await expect(w.hs.oauth?.refresh(second)).resolves.toMatchObject({ accessToken: expect.any(String) });
+    expect(await w.base.secrets.get(retiredTokensSecretName(A, integrationId))).toBeUndefined();
+
+    // HubSpot refuses the revocation: the reconnect still succeeds, the old grant waits, recorded.
+    w.fake.injectFault({ match: /token\/revoke/, status: 503, times: 10 });
+    const third = await reconnect();
+    w.fake.clearFaults();
+    expect((await w.base.integrations.get(A, integrationId))?.status).toBe('active');
+    expect(w.fake.stats().revokedTokens).not.toContain(second);
+    expect(JSON.parse((await w.base.secrets.get(retiredTokensSecretName(A, integrationId))) as string)).toEqual([second]);
+    // The daily token job tries again and succeeds.
+    await refreshIdleTokens(w.hs, w.log);
+    expect(w.fake.stats().revokedTokens).toContain(second);
+    await expect(w.hs.oauth?.refresh(second)).rejects.toMatchObject({ body: { error: 'invalid_grant' } });
+    expect(await w.base.secrets.get(retiredTokensSecretName(A, integrationId))).toBeUndefined();
+
+    // A reconnect that died after recording the old token but before storing the new one: the recorded
+    // token is still the current one, so it is forgotten, never revoked.
+    await w.base.secrets.set(retiredTokensSecretName(A, integrationId), JSON.stringify([third]));
+    expect(await revokeRetiredTokens(w.hs, A, integrationId, w.log)).toEqual({ revoked: 0, left: 0 });
+    expect(w.fake.stats().revokedTokens).not.toContain(third);
+    await expect(w.hs.oauth?.refresh(third)).resolves.toMatchObject({ accessToken: expect.any(String) });
+    expect(await w.base.secrets.get(retiredTokensSecretName(A, integrationId))).toBeUndefined();
   });
 
   it('disconnect fails closed when HubSpot cannot revoke: nothing is deleted', async () => {

@@ -1,7 +1,9 @@
+import type { HubSpotCaller } from '../../../../src/connectors/hubspot/caller';
 import { HubSpotRecordStore, requestSync, syncStatus, SyncStateStore, type SyncMessage } from '../../../../src/connectors/hubspot';
 import { partitionKey, type StorageClients } from '../../../../src/storage';
 import { startFakeHubSpot, type FakeHubSpot } from '../../../fakes/hubspot';
 import { useAzurite } from '../../../helpers/azurite';
+import { gatedStorage } from '../../../helpers/storageGate';
 import { captureLog, drainQueue, drainSyncQueue, kit, testCaller, type Kit } from './syncKit';
 
 /**
@@ -137,25 +139,50 @@ describe('HubSpot sync engine', () => {
 
   it('a type that fails stops the others at their next page; the retry resumes every type from its checkpoint', async () => {
     const s = await setup();
-    fake.seed(s.hubId, 'tickets', 800);
+    const tickets = fake.seed(s.hubId, 'tickets', 800);
     const contacts = fake.seed(s.hubId, 'contacts', 800);
-    fake.seed(s.hubId, 'companies', 800);
-    // Contacts' second live page fails past every retry (a request meets the first fault that matches).
-    fake.injectFault({ match: new RegExp(`GET /crm/v3/objects/contacts\\?.*after=${contacts[100]}(&|$)`), status: 503, times: 3 });
-    fake.injectFault({ match: /^GET \/crm\/v3\/objects\//, delayMs: 20, times: 1_000 });
+    const companies = fake.seed(s.hubId, 'companies', 800);
+    // The order is set by holding requests, not by timing: tickets' and companies' third pages wait at
+    // HubSpot until contacts' second page has failed past every retry, and that page's first attempt
+    // waits until both third pages have been asked for.
+    let contactsFailed!: () => void;
+    const failed = new Promise<void>((r) => (contactsFailed = r));
+    const asked = (['tickets', 'companies'] as const).map((type) => {
+      const ids = type === 'tickets' ? tickets : companies;
+      return new Promise<void>((onMatch) => fake.injectFault({ match: new RegExp(`GET /crm/v3/objects/${type}\\?.*after=${ids[200]}(&|$)`), onMatch, until: failed }));
+    });
+    const contactsPage2 = new RegExp(`GET /crm/v3/objects/contacts\\?.*after=${contacts[100]}(&|$)`);
+    fake.injectFault({ match: contactsPage2, status: 503, until: Promise.all(asked) });
+    fake.injectFault({ match: contactsPage2, status: 503, times: 2 });
+    // The caller gives up on its third attempt; that is when the failure reaches the engine.
+    const caller: HubSpotCaller = {
+      tenantId: s.caller.tenantId,
+      integrationId: s.caller.integrationId,
+      portalId: s.caller.portalId,
+      stats: () => s.caller.stats(),
+      async call(kind, operation, fn, opts) {
+        try {
+          return await s.caller.call(kind, operation, fn, opts);
+        } catch (err) {
+          if (operation === 'contacts.list') contactsFailed();
+          throw err;
+        }
+      },
+    };
     fake.resetStats();
     const r = await requestSync(deps(), s.t, s.i, { syncType: 'full', trigger: 'api' });
     if (!r.started) throw new Error('not started');
     await drainQueue(clients, 'hubspot-sync');
     const msg = { tenantId: s.t, integrationId: s.i, syncId: r.syncId, syncType: 'full' as const, objectTypes: ['tickets' as const, 'contacts' as const, 'companies' as const] };
-    const engine = k.engine(s.caller);
+    const engine = k.engine(caller);
     await expect(engine.runJob(msg, { dequeueCount: 1 })).rejects.toMatchObject({ code: 503 });
-    // The other chains stopped rather than reading to the end (8 live pages and 1 archived page each).
+    // The other chains stopped at the page they were reading (of 8 live pages and 1 archived page each).
     const first = fake.stats().byRoute;
-    expect(first['GET /crm/v3/objects/tickets']).toBeLessThan(9);
-    expect(first['GET /crm/v3/objects/companies']).toBeLessThan(9);
+    expect(first['GET /crm/v3/objects/tickets']).toBe(3);
+    expect(first['GET /crm/v3/objects/companies']).toBe(3);
     const seen = await Promise.all((['tickets', 'contacts', 'companies'] as const).map(async (t) => (await state().getType(s.t, s.i, t)).fullSeen ?? 0));
-    expect(seen[1]).toBe(100);
+    expect(seen).toEqual([300, 100, 300]);
+    expect((await state().getRun(s.t, s.i))?.run).toMatchObject({ status: 'running', records: 700 });
 
     fake.resetStats();
     expect((await engine.runJob(msg, { dequeueCount: 2 })).outcome).toBe('completed');
@@ -168,6 +195,42 @@ describe('HubSpot sync engine', () => {
     expect(lists('contacts')).toBe(9 + 3);
     const st = await syncStatus(clients, s.t, s.i, { events: 1 });
     expect(st.sync).toMatchObject({ state: 'completed', records: 2400 });
+  });
+
+  it("the run's pages and records are exact when two chains' checkpoints land out of order and the job fails", async () => {
+    // Two chains' checkpoints are made to land in the opposite order to the one they were written in:
+    // tickets' first page is held on the wire until contacts has stored its last. Then tickets fails.
+    const s = await setup();
+    const ticketIds = fake.seed(s.hubId, 'tickets', 200);
+    fake.seed(s.hubId, 'contacts', 200);
+    const gated = gatedStorage(az.connectionString);
+    const checkpointOf = (type: string, field: RegExp) => (text: string) => text.startsWith('POST') && text.includes(`"RowKey":"${type}"`) && field.test(text) && text.includes(`"PartitionKey":"${partitionKey.integration(s.t, s.i)}"`);
+    const contactsDone = gated.answered(checkpointOf('contacts', /"fullPhase":"done"/));
+    // Tickets' second page fails, but only once contacts is done (a failure stops the other chains).
+    const ticketsPage2 = new RegExp(`GET /crm/v3/objects/tickets\\?.*after=${ticketIds[100]}(&|$)`);
+    fake.injectFault({ match: ticketsPage2, status: 503, until: contactsDone });
+    fake.injectFault({ match: ticketsPage2, status: 503, times: 2 });
+    const ticketsHeld = gated.gate(checkpointOf('tickets', /"fullSeen":100[,}]/), contactsDone);
+    // Contacts' first page waits until tickets' first page is written, so tickets' write comes first.
+    gated.gate(checkpointOf('contacts', /"fullSeen":100[,}]/), ticketsHeld.held);
+    const gk = kit(gated.clients, log);
+    const r = await requestSync({ storage: gated.clients, queues: gk.queues }, s.t, s.i, { syncType: 'full', trigger: 'api', objectTypes: ['tickets', 'contacts'] });
+    if (!r.started) throw new Error('not started');
+    await drainQueue(clients, 'hubspot-sync');
+    const msg = { tenantId: s.t, integrationId: s.i, syncId: r.syncId, syncType: 'full' as const, objectTypes: ['tickets' as const, 'contacts' as const] };
+    const engine = gk.engine(s.caller);
+    await expect(engine.runJob(msg, { dequeueCount: 1 })).rejects.toMatchObject({ code: 503 });
+
+    // Stored: tickets' first live page, contacts' two live pages and its (empty) archived page.
+    const [tickets, contacts] = await Promise.all([state().getType(s.t, s.i, 'tickets'), state().getType(s.t, s.i, 'contacts')]);
+    expect([tickets.fullSeen, contacts.fullSeen, contacts.fullPhase]).toEqual([100, 200, 'done']);
+    expect((await state().getRun(s.t, s.i))?.run).toMatchObject({ status: 'running', pages: 1 + 3, records: 300 });
+
+    // The retry reads tickets' second page and archived page only, and the run counts every page once.
+    expect((await engine.runJob(msg, { dequeueCount: 2 })).outcome).toBe('completed');
+    const st = await syncStatus(clients, s.t, s.i, { events: 1 });
+    expect(st.sync).toMatchObject({ state: 'completed', pages: 3 + 3, records: 400 });
+    expect(st.events[0]).toMatchObject({ pages: 6, records: 400 });
   });
 
   it('a later full sync announces only what changed, tombstones archived objects, and keeps the counters right', async () => {
@@ -304,8 +367,7 @@ describe('HubSpot sync engine', () => {
     // Page 4 of the live list (it starts after the 300th ticket) fails past every retry.
     fake.injectFault({ match: new RegExp(`GET /crm/v3/objects/tickets\\?.*after=${ids[300]}(&|$)`), status: 503, times: 3 });
     const engine = k.engine(s.caller);
-    const dbg = await engine.runJob(msg, { dequeueCount: 1 }).catch((e: unknown) => e); console.log("DBG", String(dbg), (dbg as {code?: unknown}).code, (dbg as {outcome?: string}).outcome);
-    await expect(Promise.reject(dbg)).rejects.toMatchObject({ code: 503 });
+    await expect(engine.runJob(msg, { dequeueCount: 1 })).rejects.toMatchObject({ code: 503 });
     const mid = await state().getType(s.t, s.i, 'tickets');
     expect(mid).toMatchObject({ fullSyncId: r.syncId, fullPhase: 'live', fullSeen: 300 });
     expect((await state().getRun(s.t, s.i))?.run).toMatchObject({ status: 'running', pages: 3 });

@@ -14,11 +14,16 @@ import {
   type GraphServices,
   type GraphWorkItemInput,
   graphWorkItemSchema,
+  MAIL_CLAIM_STALE_MS,
+  MAIL_SOURCE,
+  MailInProgressError,
+  mailClaimId,
+  ticketRefFor,
 } from '../../../../src/connectors/msgraph';
 import { parseConfig } from '../../../../src/config';
 import { Logger } from '../../../../src/platform/logging';
 import { createServices } from '../../../../src/platform/services';
-import { integrationId, tenantId, type IntegrationId } from '../../../../src/storage';
+import { integrationId, ProcessedStore, TABLES, TenantTable, tenantId, type IntegrationId, type ProcessedRow } from '../../../../src/storage';
 import { startFakeGraph, type FakeGraph } from '../../../fakes/graph';
 import { useAzurite } from '../../../helpers/azurite';
 import { TEST_JWT_SECRET } from '../../../helpers/jwt';
@@ -138,6 +143,34 @@ describe('Graph subscriptions and mail worker (Azurite + fake Graph)', () => {
     const ev = JSON.parse(Buffer.from(got.receivedMessageItems[0]?.messageText as string, 'base64').toString('utf8')) as { type: string; id: string };
     expect(ev.type).toBe('com.itil-next.connectors.ticket.create_requested.v1');
     expect('eventId' in retried && retried.eventId).toBe(ev.id);
+  });
+
+  it('a worker that died between its claim and the publish: a redelivery waits while the claim is young, then publishes the event once', async () => {
+    const { message } = await fake.deliverMail(entra, support, { from: 'z@customer.example', subject: 'Printer', text: 'jammed' }, { notify: false });
+    const item: GraphWorkItemInput = { kind: 'message', tenantId: tenant, integrationId: integration, mailbox: support, messageId: message.immutableId, via: 'notification' };
+    const key = message.internetMessageId as string;
+    const table = new TenantTable<ProcessedRow>(gs.services.storage.table(TABLES.processed));
+    // What a killed worker leaves behind: the mail's claim, still provisional, and nothing on the queue.
+    const killedAt = (ago: number) => new ProcessedStore(table, () => Date.now() - ago);
+    expect(await killedAt(0).claimProvisional(MAIL_SOURCE, tenant, mailClaimId(integration, key), { staleAfterMs: MAIL_CLAIM_STALE_MS })).toBe('claimed');
+    const events = gs.services.storage.queue('engine-events');
+    await events.clearMessages();
+
+    // A redelivery while the claim is young may meet a live holder: it fails, so the queue brings it back.
+    await expect(run(item)).rejects.toBeInstanceOf(MailInProgressError);
+    await expect(run({ ...item, via: 'delta' })).rejects.toBeInstanceOf(MailInProgressError);
+    expect((await events.peekMessages({ numberOfMessages: 32 })).peekedMessageItems).toHaveLength(0);
+
+    // Later (the claim now older than the staleness): the redelivery takes the claim over and publishes.
+    await killedAt(0).release(MAIL_SOURCE, tenant, mailClaimId(integration, key));
+    await killedAt(MAIL_CLAIM_STALE_MS + 1000).claimProvisional(MAIL_SOURCE, tenant, mailClaimId(integration, key), { staleAfterMs: MAIL_CLAIM_STALE_MS });
+    const out = await run(item);
+    expect(out).toMatchObject({ outcome: 'created', eventId: ticketRefFor(tenant, integration, key) });
+    // Every later delivery, by notification or by the delta backstop, is a duplicate now.
+    expect(await run(item)).toMatchObject({ outcome: 'duplicate' });
+    expect(await run({ ...item, via: 'delta' })).toMatchObject({ outcome: 'duplicate' });
+    const got = (await events.receiveMessages({ numberOfMessages: 32 })).receivedMessageItems.map((m) => JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')) as { id: string; type: string });
+    expect(got.map((e) => [e.type, e.id])).toEqual([['com.itil-next.connectors.ticket.create_requested.v1', ticketRefFor(tenant, integration, key)]]);
   });
 
   it('the same mail reaching two watched mailboxes yields one event', async () => {

@@ -9,7 +9,7 @@ import type { NotificationRow } from '../../../../src/connectors/teams/notificat
 import { Logger } from '../../../../src/platform/logging';
 import { SignedTokens } from '../../../../src/platform/signedTokens';
 import { LocalSecretStore } from '../../../../src/secrets/localSecretStore';
-import { IntegrationsRepository, ProcessedStore, QueueSender, TABLES, TenantTable, tenantId, type ProcessedRow } from '../../../../src/storage';
+import { IntegrationsRepository, DeploymentState, ProcessedStore, QueueSender, TABLES, TenantTable, tenantId, type DeploymentRow, type ProcessedRow } from '../../../../src/storage';
 import { startFakeTeams, type FakeTeams } from '../../../fakes/teams';
 import { useAzurite } from '../../../helpers/azurite';
 
@@ -41,7 +41,7 @@ function deps(sender: WebhookSender, now?: () => number): DeliverDeps {
     channels: new ChannelStore(new TenantTable<ChannelRow>(az.clients.table(TABLES.teamsChannels)), secrets, new IntegrationsRepository(new TenantTable(az.clients.table(TABLES.integrations)))),
     log: new NotificationLog(new TenantTable<NotificationRow>(az.clients.table(TABLES.teamsNotifications))),
     state,
-    snooze: new SnoozeLinks(new SignedTokens(secrets, processed), state, 'https://connectors.example.com'),
+    snooze: new SnoozeLinks(new SignedTokens(secrets, processed, new DeploymentState(new TenantTable<DeploymentRow>(az.clients.table(TABLES.deploymentState)))), state, 'https://connectors.example.com'),
     sender,
     processed,
     queues: new QueueSender(az.clients),

@@ -7,7 +7,7 @@ import type { ChannelRow } from '../../../../src/connectors/teams/channelStore';
 import type { StateRow } from '../../../../src/connectors/teams/floodControl';
 import { InvalidSignedTokenError, SignedTokens } from '../../../../src/platform/signedTokens';
 import { LocalSecretStore } from '../../../../src/secrets/localSecretStore';
-import { IntegrationsRepository, ProcessedStore, TABLES, TenantTable, tenantId, type ProcessedRow } from '../../../../src/storage';
+import { IntegrationsRepository, DeploymentState, ProcessedStore, TABLES, TenantTable, tenantId, type DeploymentRow, type ProcessedRow } from '../../../../src/storage';
 import { useAzurite } from '../../../helpers/azurite';
 
 let az: Awaited<ReturnType<typeof useAzurite>>;
@@ -78,7 +78,7 @@ describe('snooze links', () => {
   const make = (now?: () => number) => {
     const processed = new ProcessedStore(new TenantTable<ProcessedRow>(az.clients.table(TABLES.processed)));
     const state = new TeamsState(stateTable(), now);
-    return { state, links: new SnoozeLinks(new SignedTokens(secrets, processed), state, 'https://connectors.example.com', now) };
+    return { state, links: new SnoozeLinks(new SignedTokens(secrets, processed, new DeploymentState(new TenantTable<DeploymentRow>(az.clients.table(TABLES.deploymentState)))), state, 'https://connectors.example.com', now) };
   };
   const tokenOf = (link: string) => new URL(link).searchParams.get('token') as string;
 
@@ -116,7 +116,7 @@ describe('snooze links', () => {
 
   it('a token made for another purpose is refused', async () => {
     const processed = new ProcessedStore(new TenantTable<ProcessedRow>(az.clients.table(TABLES.processed)));
-    const tokens = new SignedTokens(secrets, processed);
+    const tokens = new SignedTokens(secrets, processed, new DeploymentState(new TenantTable<DeploymentRow>(az.clients.table(TABLES.deploymentState))));
     const other = await tokens.sign('oauth-state', 'tenant-a', { tk: 'INC-23', n: 'x', m: 30 }, 600);
     const { links } = make();
     await expect(links.redeem(other)).rejects.toMatchObject({ reason: 'wrong_purpose' });
