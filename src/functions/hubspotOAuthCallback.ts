@@ -2,6 +2,7 @@ import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { z } from 'zod';
 import { callbackPage, completeAuthorization, getHubSpotServices } from '../connectors/hubspot';
 import { AppError } from '../platform/errors';
+import { InvalidSignedTokenError } from '../platform/signedTokens';
 import { httpHandler } from '../platform/http';
 import { BrowserBindingError, browserSecretOf, clearedBindingCookie } from '../platform/http/browserBinding';
 
@@ -43,8 +44,9 @@ app.http('hubspotOAuthCallback', {
         }),
       );
     } catch (err) {
-      if (err instanceof BrowserBindingError) {
-        log.warn('HubSpot callback from another browser refused', { code: err.code });
+      // Another browser's callback, or a forged or replayed state, ends nothing: a flow still under way in this browser keeps its cookie.
+      if (err instanceof BrowserBindingError || err instanceof InvalidSignedTokenError) {
+        log.warn('HubSpot callback refused before its state was used', { code: err.code });
         return callbackPage({ status: err.status, connected: false, title: 'HubSpot was not connected', message: err.message });
       }
       if (err instanceof AppError && err.expose) {
