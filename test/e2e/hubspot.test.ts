@@ -192,16 +192,20 @@ describe('HubSpot connector end to end', () => {
     const D = 'tenant-d';
     const portal = fake.addPortal({ hubDomain: 'delta.hubspot.com' });
     const auth = (await (await api(`hubspot/authorize/${D}`, { tenant: D })).json()) as { authorization_url: string; integration_id: string };
-    const alice = await openStart(auth.authorization_url);
+    // The state of Alice's flow, wherever the flow exposes it (in the link itself, or where the start page sends her).
+    const flowState = async (url: string, browser: TestBrowser) => new URL(url).searchParams.get('state') ?? (await openStart(url, browser)).state;
+    const alice = { browser: new TestBrowser(), state: '' };
+    alice.state = await flowState(auth.authorization_url, alice.browser);
     // Mallory opened a start page of her own: she has a cookie, just not Alice's.
-    const mallory = await openStart(((await (await api(`hubspot/authorize/${D}`, { tenant: D })).json()) as { authorization_url: string }).authorization_url);
+    const mallory = { browser: new TestBrowser() };
+    await flowState(((await (await api(`hubspot/authorize/${D}`, { tenant: D })).json()) as { authorization_url: string }).authorization_url, mallory.browser);
     const index = new TenantTable(clients.table(TABLES.accountIndex));
     const rowsOfPortal = async () => {
       const rows = [];
       for await (const r of index.all(partitionKey.accountIndex('hubspot', String(portal.hubId)))) rows.push(r);
       return rows;
     };
-    for (const [who, cookie] of [['no cookie', null], ["another browser's cookie", mallory.browser.cookieHeader(host.url) as string]] as const) {
+    for (const [who, cookie] of [['no cookie', null], ["another browser's cookie", mallory.browser.cookieHeader(host.url) ?? null]] as const) {
       const res = await new TestBrowser().get(callbackUrl({ code: fake.issueAuthorizationCode(portal.hubId, REDIRECT_URI), state: alice.state }), { cookie });
       expect([who, res.status]).toEqual([who, 400]);
       expect(res.text).toContain('in this browser');
