@@ -130,14 +130,14 @@ export async function completeSignIn(gs: GraphServices, query: ConsentCallbackQu
     if (!query.error && !query.code) throw new ValidationError('The sign-in callback carried no authorization code.', [{ location: 'query', path: 'code', message: 'required' }]);
   };
   const claims = signInClaimsSchema.safeParse(await gs.services.signedTokens.verify(SIGN_IN_PURPOSE, query.state, { singleUse: true, check }));
-  if (!claims.success || (!query.error && !query.code)) throw new InvalidSignedTokenError('invalid');
+  if (!claims.success) throw new InvalidSignedTokenError('invalid');
   const ids = { tenant: claims.data.tenant_id, integrationId: claims.data.integration_id };
   const integration = await requireGraphIntegration(gs, ids.tenant, ids.integrationId);
   if (query.error) return markDeclined(gs, ids, integration, query.error, log);
 
   const secret = browserSecret as string; // checked above
   const redirectUri = callbackUrl(gs.services.config.publicBaseUrl);
-  const signedIn = await gs.signIn.redeem({ code: query.code as string, redirectUri, codeVerifier: pkceOf(secret).verifier, nonce: oidcNonceOf(secret) });
+  const signedIn = await gs.signIn.redeem({ code: query.code as string /* checked before consuming */, redirectUri, codeVerifier: pkceOf(secret).verifier, nonce: oidcNonceOf(secret) });
   const entraTenantId = signedIn.entraTenantId;
   const state = await gs.services.signedTokens.sign(CONSENT_PURPOSE, ids.tenant, { integration_id: ids.integrationId, bh: bindingOf(secret), entra_tenant_id: entraTenantId }, CONSENT_TTL_SECONDS);
   log.info('msgraph admin signed in; asking admin consent', { tenantId: ids.tenant, integrationId: ids.integrationId, entraTenantId });

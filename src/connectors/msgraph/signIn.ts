@@ -68,13 +68,18 @@ export class EntraSignIn {
   }
 
   private discovery(): Promise<Discovery> {
-    this.#discovery ??= (async () => {
-      const res = await fetch(`${this.opts.authorityHost}/${SIGN_IN_AUTHORITY}/v2.0/.well-known/openid-configuration`, { signal: AbortSignal.timeout(this.timeoutMs) });
-      if (!res.ok) throw new Error(`OpenID discovery answered HTTP ${res.status}`);
-      return discoverySchema.parse(await res.json());
-    })();
-    // A failure is not cached: the next sign-in asks again.
-    this.#discovery.catch(() => (this.#discovery = undefined));
+    if (!this.#discovery) {
+      const pending = (async () => {
+        const res = await fetch(`${this.opts.authorityHost}/${SIGN_IN_AUTHORITY}/v2.0/.well-known/openid-configuration`, { signal: AbortSignal.timeout(this.timeoutMs) });
+        if (!res.ok) throw new Error(`OpenID discovery answered HTTP ${res.status}`);
+        return discoverySchema.parse(await res.json());
+      })();
+      // A failure is not cached: the next sign-in asks again.
+      pending.catch(() => {
+        if (this.#discovery === pending) this.#discovery = undefined;
+      });
+      this.#discovery = pending;
+    }
     return this.#discovery;
   }
 
