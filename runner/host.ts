@@ -303,7 +303,7 @@ function writeHttpResponse(res: http.ServerResponse, value: RpcTypedData | null 
   }
   const status = Number(data.statusCode ?? 200);
   const headers: Record<string, string | string[]> = { ...(data.headers ?? {}) };
-  const cookies = (data.cookies ?? []).map((c) => `${c.name}=${c.value}`);
+  const cookies = (data.cookies ?? []).map(setCookieHeader);
   if (cookies.length > 0) headers['set-cookie'] = cookies;
   let body: Buffer = Buffer.alloc(0);
   const b = data.body;
@@ -311,4 +311,25 @@ function writeHttpResponse(res: http.ServerResponse, value: RpcTypedData | null 
   else if (b && 'string' in b) body = Buffer.from(b.string, 'utf8');
   res.writeHead(status, headers);
   res.end(body);
+}
+
+type RpcCookie = NonNullable<RpcHttpData['cookies']>[number];
+
+/** A `Set-Cookie` value with the attributes the Functions host writes from the worker's RPC cookie. */
+function setCookieHeader(c: RpcCookie): string {
+  const v = <T>(x: unknown): T | undefined => (x && typeof x === 'object' && 'value' in x ? ((x as { value: T }).value) : undefined);
+  const parts = [`${c.name}=${c.value}`];
+  const domain = v<string>(c.domain);
+  const cookiePath = v<string>(c.path);
+  const expires = v<{ seconds: number }>(c.expires);
+  const maxAge = v<number>(c.maxAge);
+  if (domain) parts.push(`Domain=${domain}`);
+  if (cookiePath) parts.push(`Path=${cookiePath}`);
+  if (expires) parts.push(`Expires=${new Date(expires.seconds * 1000).toUTCString()}`);
+  if (maxAge !== undefined) parts.push(`Max-Age=${Math.trunc(maxAge)}`);
+  if (v<boolean>(c.secure)) parts.push('Secure');
+  if (v<boolean>(c.httpOnly)) parts.push('HttpOnly');
+  const sameSite = { lax: 'Lax', strict: 'Strict', explicitNone: 'None' }[String(c.sameSite)];
+  if (sameSite) parts.push(`SameSite=${sameSite}`);
+  return parts.join('; ');
 }

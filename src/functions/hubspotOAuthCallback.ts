@@ -1,8 +1,10 @@
-import { app, type HttpRequest } from '@azure/functions';
+import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { z } from 'zod';
 import { callbackPage, completeAuthorization, getHubSpotServices } from '../connectors/hubspot';
 import { AppError } from '../platform/errors';
+import { InvalidSignedTokenError } from '../platform/signedTokens';
 import { httpHandler } from '../platform/http';
+import { BrowserBindingError, browserSecretOf, clearedBindingCookie } from '../platform/http/browserBinding';
 
 const MAX_FORM_BYTES = 16 * 1024;
 
@@ -15,7 +17,9 @@ const callbackSchema = z.object({
 
 /**
  * Where HubSpot sends the browser after consent (GET), or a form post (POST). Anonymous: only the
- * signed, single-use `state` is trusted. Answers a small HTML page either way.
+ * signed, single-use `state` is trusted, and only from the browser that opened our start page (its
+ * `__Host-` cookie; a cross-site POST does not carry a Lax cookie, so browsers come back by GET).
+ * Answers a small HTML page either way, naming our tenant and the HubSpot portal when connected.
  */
 app.http('hubspotOAuthCallback', {
   methods: ['GET', 'POST'],
@@ -26,18 +30,28 @@ app.http('hubspotOAuthCallback', {
     if (!params.success) {
       return callbackPage({ status: 400, connected: false, title: 'HubSpot was not connected', message: 'The request is missing its sign-in state. Start the connection again from the application.' });
     }
+    const browserSecret = browserSecretOf(request, 'hubspot');
+    // The flow is over once this browser's state was taken, whatever the outcome: the cookie goes.
+    const done = (page: HttpResponseInit): HttpResponseInit => (browserSecret ? { ...page, cookies: [clearedBindingCookie('hubspot')] } : page);
     try {
-      const done = await completeAuthorization(getHubSpotServices(), { code: params.data.code, state: params.data.state, error: params.data.error }, log);
-      return callbackPage({
-        status: 200,
-        connected: true,
-        title: 'HubSpot connected',
-        message: `The HubSpot account ${done.hubDomain ?? done.hubId} is connected. The first synchronisation has started.`,
-      });
+      const connected = await completeAuthorization(getHubSpotServices(), { code: params.data.code, state: params.data.state, error: params.data.error, browserSecret }, log);
+      return done(
+        callbackPage({
+          status: 200,
+          connected: true,
+          title: 'HubSpot connected',
+          message: `The HubSpot account ${connected.hubDomain ?? connected.hubId} (portal ${connected.hubId}) is connected to the itil-next tenant ${connected.tenantId}. The first synchronisation has started.`,
+        }),
+      );
     } catch (err) {
+      // Another browser's callback, or a forged or replayed state, ends nothing: a flow still under way in this browser keeps its cookie.
+      if (err instanceof BrowserBindingError || err instanceof InvalidSignedTokenError) {
+        log.warn('HubSpot callback refused before its state was used', { code: err.code });
+        return callbackPage({ status: err.status, connected: false, title: 'HubSpot was not connected', message: err.message });
+      }
       if (err instanceof AppError && err.expose) {
         log.warn('HubSpot connection refused', { code: err.code, status: err.status });
-        return callbackPage({ status: err.status, connected: false, title: 'HubSpot was not connected', message: err.message });
+        return done(callbackPage({ status: err.status, connected: false, title: 'HubSpot was not connected', message: err.message }));
       }
       log.error('HubSpot connection failed', { error: err instanceof Error ? err : new Error(String(err)) });
       return callbackPage({ status: err instanceof AppError ? err.status : 500, connected: false, title: 'HubSpot was not connected', message: 'Something went wrong on our side. Start the connection again in a few minutes.' });

@@ -4,7 +4,7 @@ import { getGraphServices, startAdminConsent } from '../connectors/msgraph';
 import { httpHandler, json } from '../platform/http';
 import { integrationIdSchema, tenantIdSchema } from '../storage';
 
-/** The admin-consent URL for connecting the tenant's Microsoft 365 organisation (new or named integration). */
+/** The link that starts connecting the tenant's Microsoft 365 organisation (new or named integration): our start page, then Microsoft sign-in and admin consent. */
 app.http('msgraphAuthorize', {
   methods: ['GET'],
   route: 'msgraph/authorize/{tenant_id}',
@@ -12,6 +12,7 @@ app.http('msgraphAuthorize', {
   handler: httpHandler(
     {
       auth: 'tenant',
+      summary: 'Link (authorize_url) to our start page, with a signed 5-minute single-use ticket, which binds the browser, signs the admin in at Microsoft and asks admin consent for that organisation',
       params: z.object({ tenant_id: tenantIdSchema }),
       query: z.strictObject({ integration_id: integrationIdSchema.optional() }),
     },

@@ -89,8 +89,12 @@ export class SignedTokens {
       .sign(await this.key());
   }
 
-  /** Verifies signature, purpose and expiry; with `singleUse`, the first verification consumes it. */
-  async verify(purpose: string, token: string, opts: { singleUse: boolean }): Promise<SignedClaims> {
+  /**
+   * Verifies signature, purpose and expiry; with `singleUse`, the first verification consumes it.
+   * `check` runs on the verified claims before that, so a token refused by it (another browser's
+   * state, say) is not used up and nothing is written.
+   */
+  async verify(purpose: string, token: string, opts: { singleUse: boolean; check?: (claims: SignedClaims) => void }): Promise<SignedClaims> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, await this.key(), { issuer: ISSUER, algorithms: ['HS256'], requiredClaims: ['exp', 'jti'] }));
@@ -99,6 +103,7 @@ export class SignedTokens {
     }
     const claims = payload as SignedClaims;
     if (claims.purpose !== purpose || payload.aud !== purpose) throw new InvalidSignedTokenError('wrong_purpose');
+    opts.check?.(claims);
     if (opts.singleUse) {
       const first = await this.processed.claim(`token-${purpose}`, toTenantId(claims.tenant_id), claims.jti as string);
       if (!first) throw new InvalidSignedTokenError('used');

@@ -8,6 +8,7 @@ import { TABLES } from '../../src/storage/names';
 import { TenantTable } from '../../src/storage/tenantTable';
 import { partitionKey, tenantId } from '../../src/storage/keys';
 import { startFakeGraph, type FakeGraph, type FakeMessage } from '../fakes/graph';
+import { TestBrowser, type BrowserResponse } from '../helpers/browser';
 import { TEST_JWT_SECRET } from '../helpers/jwt';
 import { apiClient, freePort, nextMessage, queueLength, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
 
@@ -100,27 +101,68 @@ describe('Microsoft Graph end to end', () => {
   const seenStates = new Set<string>();
   const remember = () => fake.subscriptions().forEach((s) => s.clientState && seenStates.add(s.clientState));
 
-  async function connect(tenant: string, entra: string): Promise<string> {
+  const COOKIE = '__Host-itil-oauth-msgraph';
+  const callbackBase = () => `${publicBase}/api/msgraph/oauth/callback`;
+  const isCallback = (h: BrowserResponse) => h.url.startsWith(callbackBase());
+  const accountLinks = async (entra: string) => {
+    const clients = new StorageClients({ kind: 'connectionString', connectionString: azurite.connectionString });
+    const rows = [];
+    for await (const row of new TenantTable<Record<string, string>>(clients.table(TABLES.accountIndex)).all(partitionKey.accountIndex('msgraph', entra.toLowerCase()))) rows.push(row);
+    return rows;
+  };
+  const integrationOf = async (tenant: string, id: string) => {
+    const { integrations } = (await (await api(`integrations/${tenant}?type=msgraph`, { tenant })).json()) as { integrations: Array<Record<string, unknown>> };
+    return integrations.find((i) => i.integration_id === id);
+  };
+  async function authorize(tenant: string): Promise<{ url: string; integrationId: string }> {
     const res = await api(`msgraph/authorize/${tenant}`, { tenant });
     expect(res.status).toBe(200);
     const body = (await res.json()) as { authorize_url: string; integration_id: string; expires_in: number };
-    const url = new URL(body.authorize_url);
-    expect(`${url.origin}${url.pathname}`).toBe(`${fake.url}/organizations/v2.0/adminconsent`);
-    expect(url.searchParams.get('client_id')).toBe(APP.clientId);
-    expect(url.searchParams.get('scope')).toBe('https://graph.microsoft.com/.default');
-    expect(url.searchParams.get('redirect_uri')).toBe(`${publicBase}/api/msgraph/oauth/callback`);
-    const state = url.searchParams.get('state') as string;
-    // The admin consents at Microsoft, which redirects the browser back with the Entra tenant id.
-    fake.consent(entra);
-    const cb = await api(`msgraph/oauth/callback?tenant=${entra}&admin_consent=True&state=${encodeURIComponent(state)}`, { key: null });
-    expect(cb.status).toBe(200);
-    expect(cb.headers.get('content-type')).toMatch(/^text\/html/);
-    expect(await cb.text()).toContain('Microsoft 365 connected');
-    // single use
-    const replay = await api(`msgraph/oauth/callback?tenant=${entra}&admin_consent=True&state=${encodeURIComponent(state)}`, { key: null });
+    return { url: body.authorize_url, integrationId: body.integration_id };
+  }
+
+  /**
+   * authorize → our start page (cookie) → Microsoft sign-in (the admin is signed in at the fake) →
+   * callback with the code → admin consent for the signed-in tenant → callback: connected.
+   */
+  async function connect(tenant: string, entra: string, admin: string): Promise<string> {
+    const started = await authorize(tenant);
+    const start = new URL(started.url);
+    expect(`${start.origin}${start.pathname}`).toBe(`${publicBase}/api/msgraph/oauth/start`);
+    fake.signIn(entra, admin);
+    const browser = new TestBrowser(fake.ca);
+    const hops = await browser.follow(started.url);
+    expect(hops.map((h) => h.status)).toEqual([302, 302, 302, 302, 200]);
+    const [startHop, signInHop, codeHop, consentHop, done] = hops as [BrowserResponse, BrowserResponse, BrowserResponse, BrowserResponse, BrowserResponse];
+    // The start page binds the flow to this browser with a __Host- cookie.
+    expect(startHop.setCookies).toHaveLength(1);
+    expect(startHop.setCookies[0]).toMatch(new RegExp(`^${COOKIE}=[\\w-]{43}; Path=/; Max-Age=600; Secure; HttpOnly; SameSite=Lax$`));
+    // Microsoft's OpenID Connect sign-in: code flow with PKCE and a nonce.
+    const signIn = new URL(signInHop.url);
+    expect(`${signIn.origin}${signIn.pathname}`).toBe(`${fake.url}/organizations/oauth2/v2.0/authorize`);
+    expect(Object.fromEntries(signIn.searchParams)).toMatchObject({ client_id: APP.clientId, response_type: 'code', scope: 'openid profile', redirect_uri: callbackBase(), code_challenge_method: 'S256' });
+    expect(signIn.searchParams.get('nonce')).toMatch(/^[\w-]{43}$/);
+    expect(signIn.searchParams.get('code_challenge')).toMatch(/^[\w-]{43}$/);
+    expect(isCallback(codeHop) && new URL(codeHop.url).searchParams.has('code')).toBe(true);
+    // Admin consent for exactly the tenant of the signed-in admin.
+    const consent = new URL(consentHop.url);
+    expect(`${consent.origin}${consent.pathname}`).toBe(`${fake.url}/${entra}/v2.0/adminconsent`);
+    expect(consent.searchParams.get('client_id')).toBe(APP.clientId);
+    expect(consent.searchParams.get('scope')).toBe('https://graph.microsoft.com/.default');
+    expect(consent.searchParams.get('redirect_uri')).toBe(callbackBase());
+    expect(isCallback(done)).toBe(true);
+    expect(done.contentType).toMatch(/^text\/html/);
+    expect(done.text).toContain('Microsoft 365 connected');
+    // The page names what was connected to what.
+    expect(done.text).toContain(entra);
+    expect(done.text).toContain(tenant);
+    expect(done.setCookies.some((c) => c.startsWith(`${COOKIE}=;`) && /Max-Age=0/.test(c))).toBe(true);
+    expect(browser.cookie(new URL(publicBase).host, COOKIE)).toBeUndefined();
+    // single use, even replayed with the cookie the browser had
+    const replay = await new TestBrowser().get(done.url, { cookie: `${COOKIE}=${/=([\w-]+)/.exec(startHop.setCookies[0] as string)?.[1] ?? ''}` });
     expect(replay.status).toBe(400);
-    expect(await replay.text()).toContain('expired or was already used');
-    return body.integration_id;
+    expect(replay.text).toContain('expired or was already used');
+    return started.integrationId;
   }
 
   it('reports the Graph connector up in /api/health (token from the fake authority)', async () => {
@@ -130,23 +172,155 @@ describe('Microsoft Graph end to end', () => {
   });
 
   it('connects a tenant through admin consent: signed single-use state, integration active with the Entra tenant', async () => {
-    integrationA = await connect('tenant-a', entraA);
+    integrationA = await connect('tenant-a', entraA, supportA);
     const list = await api('integrations/tenant-a?type=msgraph', { tenant: 'tenant-a' });
     const { integrations } = (await list.json()) as { integrations: Array<Record<string, unknown>> };
     expect(integrations).toEqual([expect.objectContaining({ integration_id: integrationA, type: 'msgraph', status: 'active', external_account_id: entraA })]);
   });
 
   it('a declined consent marks the integration in error and the page escapes what Microsoft sent', async () => {
-    const res = await api('msgraph/authorize/tenant-c', { tenant: 'tenant-c' });
-    const { authorize_url } = (await res.json()) as { authorize_url: string };
-    const state = new URL(authorize_url).searchParams.get('state') as string;
-    const cb = await api(`msgraph/oauth/callback?error=access_denied%3Cscript%3E&error_description=${encodeURIComponent('<script>alert(1)</script>')}&state=${encodeURIComponent(state)}`, { key: null });
+    const entraC = fake.addTenant();
+    fake.addUser(entraC, { mail: 'admin@c.example' });
+    const started = await authorize('tenant-c');
+    fake.signIn(entraC, 'admin@c.example');
+    const browser = new TestBrowser(fake.ca);
+    const hops = await browser.follow(started.url, 3); // start → sign-in → callback (code) → 302 to admin consent
+    const consentUrl = new URL(hops[2]?.location as string);
+    const state = consentUrl.searchParams.get('state') as string;
+    // Microsoft sends the browser back with an error (and text we did not write).
+    const cb = await browser.get(`${callbackBase()}?error=access_denied%3Cscript%3E&error_description=${encodeURIComponent('<script>alert(1)</script>')}&state=${encodeURIComponent(state)}`);
     expect(cb.status).toBe(400);
-    const html = await cb.text();
-    expect(html).not.toContain('<script');
-    expect(html).toContain('access_deniedscript');
-    const list = await api('integrations/tenant-c?type=msgraph', { tenant: 'tenant-c' });
-    expect(((await list.json()) as { integrations: Array<{ status: string }> }).integrations[0]?.status).toBe('error');
+    expect(cb.text).not.toContain('<script');
+    expect(cb.text).toContain('access_deniedscript');
+    expect((await integrationOf('tenant-c', started.integrationId))?.status).toBe('error');
+  });
+
+  it('a non-admin is sent back by Microsoft without consent: nothing connected', async () => {
+    const entraD = fake.addTenant();
+    fake.addUser(entraD, { mail: 'user@d.example' });
+    const started = await authorize('tenant-d');
+    fake.signIn(entraD, 'user@d.example', { admin: false });
+    const hops = await new TestBrowser(fake.ca).follow(started.url);
+    const done = hops[hops.length - 1] as BrowserResponse;
+    expect(done.status).toBe(400);
+    expect(done.text).toContain('Consent not granted');
+    expect(fake.consented(entraD)).toBe(false);
+    expect(await accountLinks(entraD)).toEqual([]);
+  });
+
+  describe('onboarding cannot be steered to another organisation or another browser', () => {
+    let victim: string;
+    let attackerEntra: string;
+    beforeAll(() => {
+      // The victim organisation consented to our multi-tenant app earlier (for its own tenant of ours).
+      victim = fake.addTenant();
+      fake.addUser(victim, { mail: 'admin@victim.example' });
+      fake.consent(victim);
+      attackerEntra = fake.addTenant();
+      fake.addUser(attackerEntra, { mail: 'admin@attacker.example' });
+    });
+
+    /** The `state` tenant X's flow exposes: in the authorize URL itself, or in the URL the start page sends the browser to. */
+    async function stateFromAuthorize(url: string, browser: TestBrowser): Promise<string> {
+      const direct = new URL(url).searchParams.get('state');
+      if (direct) return direct;
+      const first = await browser.get(url);
+      return new URL(first.location as string).searchParams.get('state') as string;
+    }
+
+    it("a forged callback naming the victim's Entra tenant with tenant X's state connects nothing and links nothing", async () => {
+      const started = await authorize('tenant-x');
+      const browser = new TestBrowser(fake.ca);
+      const state = await stateFromAuthorize(started.url, browser);
+      const forged = `${callbackBase()}?admin_consent=True&tenant=${victim}&state=${encodeURIComponent(state)}`;
+      for (const cookie of [undefined, null]) {
+        const res = await browser.get(forged, cookie === null ? { cookie: null } : {});
+        expect(res.status).toBeGreaterThanOrEqual(400);
+        expect(res.status).toBeLessThan(500);
+        expect(res.text).not.toContain('Microsoft 365 connected');
+      }
+      // The start link itself as a state is no better.
+      const ticket = new URL(started.url).searchParams.get('ticket');
+      if (ticket) expect((await browser.get(`${callbackBase()}?admin_consent=True&tenant=${victim}&state=${encodeURIComponent(ticket)}`)).status).toBe(400);
+      expect(await accountLinks(victim)).toEqual([]);
+      const row = await integrationOf('tenant-x', started.integrationId);
+      expect(row?.status).not.toBe('active');
+      expect(row?.external_account_id ?? null).not.toBe(victim);
+    });
+
+    it("signed in as its own organisation, tenant X still cannot swap in the victim's tenant at the consent callback", async () => {
+      const started = await authorize('tenant-x');
+      fake.signIn(attackerEntra, 'admin@attacker.example');
+      const browser = new TestBrowser(fake.ca);
+      const hops = await browser.follow(started.url, 3);
+      const consentUrl = new URL(hops[2]?.location as string);
+      expect(consentUrl.pathname).toBe(`/${attackerEntra}/v2.0/adminconsent`);
+      const state = consentUrl.searchParams.get('state') as string;
+      // Instead of going to Microsoft, the attacker answers the callback himself.
+      const forged = await browser.get(`${callbackBase()}?admin_consent=True&tenant=${victim}&state=${encodeURIComponent(state)}`);
+      expect(forged.status).toBe(400);
+      expect(forged.text).not.toContain('Microsoft 365 connected');
+      expect(await accountLinks(victim)).toEqual([]);
+      expect((await integrationOf('tenant-x', started.integrationId))?.status).toBe('pending');
+      // The refused forgery used nothing up: the genuine consent for the attacker's own organisation still completes.
+      const genuine = await browser.follow(consentUrl.toString());
+      expect(genuine[genuine.length - 1]?.text).toContain('Microsoft 365 connected');
+      expect(await accountLinks(victim)).toEqual([]);
+      expect((await integrationOf('tenant-x', started.integrationId))?.external_account_id).toBe(attackerEntra);
+    });
+
+    it.each([
+      ['signed by a key not in the JWKS', { key: 'foreign' as const }],
+      ['unsigned (alg none)', { key: 'none' as const }],
+      ['for another audience', { claims: { aud: 'some-other-app' } }],
+      ['with another nonce', { claims: { nonce: 'not-this-browsers-nonce' } }],
+      ['issued by another tenant than it names', { claims: { tid: '00000000-0000-0000-0000-000000000001' } }],
+      ['expired', { claims: { exp: Math.floor(Date.now() / 1000) - 600, iat: Math.floor(Date.now() / 1000) - 4200, nbf: Math.floor(Date.now() / 1000) - 4200 } }],
+      ['without a tenant', { claims: { tid: undefined } }],
+    ])('an id_token %s is refused: no admin consent asked, nothing connected', async (_what, tamper) => {
+      const started = await authorize('tenant-x');
+      fake.signIn(victim, 'admin@victim.example');
+      fake.tamperNextIdToken(tamper);
+      const before = fake.browserRequests.filter((r) => r.endpoint === 'adminconsent').length;
+      const hops = await new TestBrowser(fake.ca).follow(started.url);
+      const done = hops[hops.length - 1] as BrowserResponse;
+      expect(isCallback(done)).toBe(true);
+      expect(done.status).toBe(400);
+      expect(done.text).toContain('sign-in was refused');
+      expect(fake.browserRequests.filter((r) => r.endpoint === 'adminconsent').length).toBe(before);
+      expect(await accountLinks(victim)).toEqual([]);
+      expect((await integrationOf('tenant-x', started.integrationId))?.status).toBe('pending');
+    });
+
+    it('the callback only works in the browser that opened the start page: no cookie or another browser\'s cookie is refused and uses nothing up', async () => {
+      const started = await authorize('tenant-y');
+      fake.signIn(attackerEntra, 'admin@attacker.example');
+      const alice = new TestBrowser(fake.ca);
+      const hops = await alice.follow(started.url, 2); // start → Microsoft sign-in → 302 to our callback with the code
+      const callback = hops[1]?.location as string;
+      expect(callback.startsWith(callbackBase())).toBe(true);
+      // Mallory opened a start page of her own: she has a cookie, just not Alice's.
+      const mallory = new TestBrowser(fake.ca);
+      await mallory.get((await authorize('tenant-y')).url);
+      for (const res of [await new TestBrowser().get(callback), await mallory.get(callback)]) {
+        expect(res.status).toBe(400);
+        expect(res.text).toContain('started in another browser');
+        expect(res.setCookies).toEqual([]);
+      }
+      expect((await integrationOf('tenant-y', started.integrationId))?.status).toBe('pending');
+      // Alice's own callback still goes on to admin consent.
+      const next = await alice.get(callback);
+      expect(next.status).toBe(302);
+      expect(new URL(next.location as string).pathname).toBe(`/${attackerEntra}/v2.0/adminconsent`);
+    });
+
+    it('the start link is single use', async () => {
+      const started = await authorize('tenant-y');
+      expect((await new TestBrowser().get(started.url)).status).toBe(302);
+      const again = await new TestBrowser().get(started.url);
+      expect(again.status).toBe(400);
+      expect(again.setCookies).toEqual([]);
+    });
   });
 
   it('watches a mailbox: Graph validates both URLs with a real handshake before the subscription exists', async () => {
@@ -382,7 +556,7 @@ describe('Microsoft Graph end to end', () => {
 
   describe('tenant isolation', () => {
     beforeAll(async () => {
-      integrationB = await connect('tenant-b', entraB);
+      integrationB = await connect('tenant-b', entraB, supportB);
       const res = await postJson(`msgraph/mailboxes/tenant-b/${integrationB}`, { address: supportB }, 'tenant-b');
       expect(res.status).toBe(201);
     });

@@ -6,12 +6,14 @@ import { LocalSecretStore, tenantSecretName } from '../../src/secrets';
 import { eventKey, WEBHOOK_CLAIM_SOURCE, WEBHOOK_CLAIM_STALE_MS, webhookClaimId, webhookEventSchema } from '../../src/connectors/hubspot';
 import { ProcessedStore, StorageClients, TABLES, TenantTable, integrationId, partitionKey, tenantId, type ProcessedRow } from '../../src/storage';
 import { startFakeHubSpot, type FakeHubSpot } from '../fakes/hubspot';
+import { TestBrowser } from '../helpers/browser';
 import { TEST_JWT_SECRET } from '../helpers/jwt';
 import { apiClient, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
 
 const PUBLIC_BASE_URL = 'http://localhost:7071';
 const REDIRECT_URI = `${PUBLIC_BASE_URL}/api/hubspot/oauth/callback`;
 const WEBHOOK_PATH = '/api/webhooks/hubspot';
+const COOKIE = '__Host-itil-oauth-hubspot';
 
 interface CloudEventLike {
   type: string;
@@ -107,29 +109,52 @@ describe('HubSpot connector end to end', () => {
   const send = (events: Array<Record<string, unknown>>, opts: { timestamp?: number; tamper?: boolean } = {}) =>
     fake.sendWebhook(`${host.url}${WEBHOOK_PATH}`, events, { uriForSignature: `${PUBLIC_BASE_URL}${WEBHOOK_PATH}`, ...opts });
 
-  it('authorize → consent → callback: the integration is active, its portal indexed, its first full sync queued', async () => {
+  /** The app's public URL as the runner serves it (it listens elsewhere than PUBLIC_BASE_URL). */
+  const local = (u: string) => {
+    const x = new URL(u);
+    return `${host.url}${x.pathname}${x.search}`;
+  };
+  /** The browser opens the link authorize returned: our start page sets the cookie and sends it to HubSpot. */
+  async function openStart(authorizationUrl: string, browser = new TestBrowser()) {
+    const res = await browser.get(local(authorizationUrl));
+    expect(res.status).toBe(302);
+    const consent = new URL(res.location as string);
+    return { browser, consent, state: consent.searchParams.get('state') as string, setCookie: res.setCookies[0] as string };
+  }
+  const callbackUrl = (params: Record<string, string>) => `${host.url}/api/hubspot/oauth/callback?${new URLSearchParams(params).toString()}`;
+
+  it('authorize → start page → consent → callback: the integration is active, its portal indexed, its first full sync queued', async () => {
     const res = await api(`hubspot/authorize/${A}`);
     expect(res.status).toBe(200);
     const body = (await res.json()) as { success: boolean; authorization_url: string; integration_id: string; tenant_id: string };
     expect(body).toMatchObject({ success: true, tenant_id: A, integration_id: expect.any(String) });
     integration = body.integration_id;
-    const url = new URL(body.authorization_url);
-    expect(url.searchParams.get('redirect_uri')).toBe(REDIRECT_URI);
-    const state = url.searchParams.get('state') as string;
+    const start = new URL(body.authorization_url);
+    expect(start.origin + start.pathname).toBe(`${PUBLIC_BASE_URL}/api/hubspot/oauth/start`);
+    expect(start.searchParams.get('state')).toBeNull();
+    const { browser, consent, state, setCookie } = await openStart(body.authorization_url);
+    expect(consent.origin + consent.pathname).toBe('https://app.hubspot.com/oauth/authorize');
+    expect(consent.searchParams.get('redirect_uri')).toBe(REDIRECT_URI);
+    expect(setCookie).toMatch(new RegExp(`^${COOKIE}=[\\w-]{43}; Path=/; Max-Age=600; Secure; HttpOnly; SameSite=Lax$`));
+    const cookie = setCookie.split(';')[0] as string;
 
     // The user consents at HubSpot, which redirects the browser to our callback with a code.
     const code = fake.issueAuthorizationCode(hubId, REDIRECT_URI);
-    const cb = await api(`hubspot/oauth/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`, { anonymous: true });
+    const cb = await browser.get(callbackUrl({ code, state }));
     expect(cb.status).toBe(200);
-    expect(cb.headers.get('content-type')).toMatch(/^text\/html/);
-    const html = await cb.text();
-    expect(html).toContain('HubSpot connected');
-    expect(html).toContain('acme-support.hubspot.com');
+    expect(cb.contentType).toMatch(/^text\/html/);
+    expect(cb.text).toContain('HubSpot connected');
+    expect(cb.text).toContain('acme-support.hubspot.com');
+    // The page names the portal and the tenant of ours it was connected to; the cookie is cleared.
+    expect(cb.text).toContain(`portal ${hubId}`);
+    expect(cb.text).toContain(`tenant ${A}`);
+    expect(cb.setCookies).toEqual([expect.stringMatching(new RegExp(`^${COOKIE}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax$`))]);
 
-    // The same state again (a replayed callback) is refused.
-    const replay = await api(`hubspot/oauth/callback?code=${encodeURIComponent(fake.issueAuthorizationCode(hubId, REDIRECT_URI))}&state=${encodeURIComponent(state)}`, { anonymous: true });
+    // The same state again (a replayed callback, even with the browser's cookie) is refused.
+    const replay = await new TestBrowser().get(callbackUrl({ code: fake.issueAuthorizationCode(hubId, REDIRECT_URI), state }), { cookie });
     expect(replay.status).toBe(400);
-    expect(await replay.text()).toContain('was not connected');
+    expect(replay.text).toContain('was not connected');
+    expect(replay.text).toContain('already been used');
 
     const list = (await (await api(`hubspot/integrations/${A}`)).json()) as { integrations: Array<{ integration_id: string; status: string; hub_id: string; auth_type: string }> };
     expect(list.integrations).toEqual([expect.objectContaining({ integration_id: integration, status: 'active', hub_id: String(hubId), auth_type: 'oauth' })]);
@@ -150,9 +175,10 @@ describe('HubSpot connector end to end', () => {
     const C = 'tenant-c';
     const portal = fake.addPortal({ hubDomain: 'gamma.hubspot.com' });
     const auth = (await (await api(`hubspot/authorize/${C}`, { tenant: C })).json()) as { authorization_url: string; integration_id: string };
-    const state = new URL(auth.authorization_url).searchParams.get('state') as string;
+    const { browser, state } = await openStart(auth.authorization_url);
     const form = new URLSearchParams({ code: fake.issueAuthorizationCode(portal.hubId, REDIRECT_URI), state });
-    const cb = await api('hubspot/oauth/callback', { anonymous: true, method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
+    const cookie = browser.cookieHeader(host.url) as string;
+    const cb = await api('hubspot/oauth/callback', { anonymous: true, method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }, body: form.toString() });
     expect(cb.status).toBe(200);
     expect(await cb.text()).toContain('HubSpot connected');
     const listC = (await (await api(`hubspot/integrations/${C}`, { tenant: C })).json()) as { integrations: Array<{ integration_id: string; status: string; hub_id: string }> };
@@ -160,6 +186,43 @@ describe('HubSpot connector end to end', () => {
     // Tenant A sees none of it.
     const listA = (await (await api(`hubspot/integrations/${A}`)).json()) as { integrations: Array<{ integration_id: string }> };
     expect(listA.integrations.map((x) => x.integration_id)).not.toContain(auth.integration_id);
+  }, 120_000);
+
+  it('the callback is taken only from the browser that opened the start page: without its cookie or with another browser\'s, nothing changes', async () => {
+    const D = 'tenant-d';
+    const portal = fake.addPortal({ hubDomain: 'delta.hubspot.com' });
+    const auth = (await (await api(`hubspot/authorize/${D}`, { tenant: D })).json()) as { authorization_url: string; integration_id: string };
+    // The state of Alice's flow, wherever the flow exposes it (in the link itself, or where the start page sends her).
+    const flowState = async (url: string, browser: TestBrowser) => new URL(url).searchParams.get('state') ?? (await openStart(url, browser)).state;
+    const alice = { browser: new TestBrowser(), state: '' };
+    alice.state = await flowState(auth.authorization_url, alice.browser);
+    // Mallory opened a start page of her own: she has a cookie, just not Alice's.
+    const mallory = { browser: new TestBrowser() };
+    await flowState(((await (await api(`hubspot/authorize/${D}`, { tenant: D })).json()) as { authorization_url: string }).authorization_url, mallory.browser);
+    const index = new TenantTable(clients.table(TABLES.accountIndex));
+    const rowsOfPortal = async () => {
+      const rows = [];
+      for await (const r of index.all(partitionKey.accountIndex('hubspot', String(portal.hubId)))) rows.push(r);
+      return rows;
+    };
+    for (const [who, cookie] of [['no cookie', null], ["another browser's cookie", mallory.browser.cookieHeader(host.url) ?? null]] as const) {
+      const res = await new TestBrowser().get(callbackUrl({ code: fake.issueAuthorizationCode(portal.hubId, REDIRECT_URI), state: alice.state }), { cookie });
+      expect([who, res.status]).toEqual([who, 400]);
+      expect(res.text).toContain('in this browser');
+      expect(res.setCookies).toEqual([]);
+    }
+    const list = (await (await api(`hubspot/integrations/${D}`, { tenant: D })).json()) as { integrations: Array<{ integration_id: string; status: string }> };
+    expect(list.integrations.find((i) => i.integration_id === auth.integration_id)?.status).toBe('pending');
+    expect(await rowsOfPortal()).toEqual([]);
+    // Nothing was used up: Alice's own browser completes it.
+    const ok = await alice.browser.get(callbackUrl({ code: fake.issueAuthorizationCode(portal.hubId, REDIRECT_URI), state: alice.state }));
+    expect(ok.status).toBe(200);
+    expect(ok.text).toContain(`tenant ${D}`);
+    expect(await rowsOfPortal()).toHaveLength(1);
+    // A start link works once.
+    const again = await new TestBrowser().get(local(auth.authorization_url));
+    expect(again.status).toBe(400);
+    expect(again.setCookies).toEqual([]);
   }, 120_000);
 
   it('status reports the live connection', async () => {

@@ -5,6 +5,7 @@ import { startAzurite, type AzuriteInstance } from '../../runner/azurite';
 import { LocalSecretStore, tenantSecretName } from '../../src/secrets';
 import { IntegrationsRepository, StorageClients, TABLES, TenantTable, integrationId, tenantId, type IntegrationId } from '../../src/storage';
 import { startFakeHubSpot, type FakeHubSpot } from '../fakes/hubspot';
+import { TestBrowser } from '../helpers/browser';
 import { TEST_JWT_SECRET } from '../helpers/jwt';
 import { apiClient, queueLength, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
 
@@ -111,10 +112,14 @@ describe('HubSpot sync end to end', () => {
   it('connect by OAuth queues the first full sync, which takes 6,000 tickets across self-re-queued invocations; it is not started twice', async () => {
     const auth = (await (await api(`hubspot/authorize/${A.t}`)).json()) as { authorization_url: string; integration_id: string };
     A.i = integrationId(auth.integration_id);
-    const state = new URL(auth.authorization_url).searchParams.get('state') as string;
+    // The browser opens our start page (cookie) and is sent to HubSpot with the state.
+    const browser = new TestBrowser();
+    const start = new URL(auth.authorization_url);
+    const started = await browser.get(`${host.url}${start.pathname}${start.search}`);
+    const state = new URL(started.location as string).searchParams.get('state') as string;
     // The user consents at HubSpot, which sends the browser to our callback with a code.
     const code = fake.issueAuthorizationCode(hubId, REDIRECT_URI);
-    const cb = await api(`hubspot/oauth/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`, { anonymous: true });
+    const cb = await browser.get(`${host.url}/api/hubspot/oauth/callback?${new URLSearchParams({ code, state }).toString()}`);
     expect(cb.status).toBe(200);
 
     // The connect started the first full sync; asking for another while it runs is refused, naming it.

@@ -44,6 +44,12 @@ describe('local runner (fixture app through the @azure/functions-core hook)', ()
     expect(json.method).toBe('POST');
   });
 
+  it('writes response cookies with their attributes, as the Functions host does, and passes the request Cookie header', async () => {
+    const res = await fetch(`${host.url}/api/cookies`, { headers: { cookie: 'x=1; y=2' } });
+    expect(res.headers.getSetCookie()).toEqual(['__Host-a=x1; Path=/; Max-Age=600; Secure; HttpOnly; SameSite=Lax', 'b=; Path=/; Max-Age=0']);
+    expect(await res.json()).toEqual({ cookie: 'x=1; y=2' });
+  });
+
   it('runs pre- and post-invocation hooks around the handler', async () => {
     const res = await fetch(`${host.url}/api/echo/a/b`, { method: 'PUT', headers: { 'x-functions-key': host.functionKey }, body: 'x' });
     expect(res.headers.get('x-hooked')).toBe('yes');

@@ -77,7 +77,7 @@ describe('function registrations the host would receive', () => {
     for (const fn of inspection.functions) {
       const t = Object.values(fn.bindings).find((b) => b.type === 'httpTrigger');
       if (!t || t.authLevel !== 'anonymous') continue;
-      expect(t.route as string).toMatch(/^(health|openapi\.json|asyncapi\.json|webhooks\/|[a-z]+\/oauth\/callback|teams\/snooze)/);
+      expect(t.route as string).toMatch(/^(health|openapi\.json|asyncapi\.json|webhooks\/|[a-z]+\/oauth\/(callback|start)|teams\/snooze)/);
     }
   });
 

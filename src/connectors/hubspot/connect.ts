@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AppError, NotFoundError } from '../../platform/errors';
+import { bindingOf, requireSameBrowser, START_TICKET_TTL_SECONDS, startTicketPurpose } from '../../platform/http/browserBinding';
 import type { Logger } from '../../platform/logging';
 import { tenantSecretName } from '../../secrets';
 import { integrationIdSchema, tenantIdSchema, type Integration, type IntegrationId, type TenantId } from '../../storage';
@@ -14,6 +15,12 @@ export const OAUTH_STATE_PURPOSE = 'hubspot-oauth';
 export const OAUTH_STATE_TTL_SECONDS = 600;
 
 const stateClaimsSchema = z.object({ tenant_id: tenantIdSchema, integration_id: integrationIdSchema });
+const ticketClaimsSchema = z.object({ tenant_id: tenantIdSchema, integration_id: integrationIdSchema });
+
+/** Our first-party start page: the link the authorize endpoint returns; it binds the flow to the browser. */
+export function startPageUrl(publicBaseUrl: string, ticket: string): string {
+  return `${publicBaseUrl}/api/hubspot/oauth/start?ticket=${encodeURIComponent(ticket)}`;
+}
 
 export class HubSpotNotConfiguredError extends AppError {
   constructor() {
@@ -29,9 +36,9 @@ export class ConnectError extends AppError {
 }
 
 /**
- * Starts a connection: a pending integration (or an existing one to reconnect) and HubSpot's consent
- * URL whose `state` is a signed, expiring, single-use token naming the tenant and the integration. A
- * plain `tenant:integration` state would let anyone bind their portal to another tenant.
+ * Starts a connection: a pending integration (or an existing one to reconnect) and the link to our
+ * start page, with a signed, 5-minute, single-use ticket naming the tenant and the integration. The
+ * start page (`beginConsent`) binds the flow to the browser that opens it and sends it on to HubSpot.
  */
 export async function startAuthorization(
   hs: HubSpotServices,
@@ -46,8 +53,27 @@ export async function startAuthorization(
   } else {
     integration = await hs.base.integrations.create(tenant, { type: 'hubspot', status: 'pending' });
   }
-  const state = await hs.base.signedTokens.sign(OAUTH_STATE_PURPOSE, tenant, { integration_id: integration.integrationId }, OAUTH_STATE_TTL_SECONDS);
-  return { integrationId: integration.integrationId, authorizationUrl: hs.oauth.authorizationUrl(state) };
+  const ticket = await hs.base.signedTokens.sign(startTicketPurpose('hubspot'), tenant, { integration_id: integration.integrationId }, START_TICKET_TTL_SECONDS);
+  return { integrationId: integration.integrationId, authorizationUrl: startPageUrl(hs.base.config.publicBaseUrl, ticket) };
+}
+
+/**
+ * The start page: consumes the ticket and answers HubSpot's consent URL, whose `state` is a signed,
+ * expiring, single-use token naming the tenant, the integration and a hash of the browser's secret
+ * (the cookie the page sets). A plain `tenant:integration` state would let anyone bind their portal
+ * to another tenant; a state without the browser's hash could be mailed to someone else's admin.
+ */
+export async function beginConsent(hs: HubSpotServices, ticket: string, browserSecret: string): Promise<{ url: string; tenantId: TenantId; integrationId: IntegrationId }> {
+  if (!hs.oauth) throw new HubSpotNotConfiguredError();
+  const claims = ticketClaimsSchema.safeParse(await hs.base.signedTokens.verify(startTicketPurpose('hubspot'), ticket, { singleUse: true }));
+  if (!claims.success) throw new ConnectError('The sign-in link is not valid.');
+  const tenant = claims.data.tenant_id;
+  const id = claims.data.integration_id;
+  const integration = await hs.base.integrations.get(tenant, id);
+  if (!integration || integration.type !== 'hubspot') throw new NotFoundError('The integration this sign-in was started for no longer exists.');
+  if (integration.status === 'disconnected') throw new ConnectError('The integration this sign-in was started for was disconnected.', 409);
+  const state = await hs.base.signedTokens.sign(OAUTH_STATE_PURPOSE, tenant, { integration_id: id, bh: bindingOf(browserSecret) }, OAUTH_STATE_TTL_SECONDS);
+  return { url: hs.oauth.authorizationUrl(state), tenantId: tenant, integrationId: id };
 }
 
 export interface ConnectedIntegration {
@@ -60,13 +86,19 @@ export interface ConnectedIntegration {
 }
 
 /**
- * The callback: trusts only the state (verified and consumed here), exchanges the code at the
+ * The callback: trusts only the state (verified, matched to the browser's cookie and consumed here), exchanges the code at the
  * date-versioned token endpoint, introspects the token for the portal, stores the refresh token,
  * activates the integration, indexes the portal for webhooks and queues the first full sync.
  */
-export async function completeAuthorization(hs: HubSpotServices, input: { code?: string | undefined; state: string; error?: string | undefined }, log: Logger): Promise<ConnectedIntegration> {
+export async function completeAuthorization(
+  hs: HubSpotServices,
+  input: { code?: string | undefined; state: string; error?: string | undefined; browserSecret: string | undefined },
+  log: Logger,
+): Promise<ConnectedIntegration> {
   if (!hs.oauth || !hs.tokens) throw new HubSpotNotConfiguredError();
-  const claims = stateClaimsSchema.safeParse(await hs.base.signedTokens.verify(OAUTH_STATE_PURPOSE, input.state, { singleUse: true }));
+  // The browser check runs before the state is consumed: another browser's callback uses up nothing.
+  const check = (c: Record<string, unknown>) => requireSameBrowser(input.browserSecret, c.bh);
+  const claims = stateClaimsSchema.safeParse(await hs.base.signedTokens.verify(OAUTH_STATE_PURPOSE, input.state, { singleUse: true, check }));
   if (!claims.success) throw new ConnectError('The sign-in state is not valid.');
   const tenant = claims.data.tenant_id;
   const id = claims.data.integration_id;

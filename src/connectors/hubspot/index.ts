@@ -15,7 +15,7 @@ export { AccountIndex, type PortalLink } from './accountIndex';
 export { createHubSpotServices, getHubSpotServices, type HubSpotServices, type HubSpotServicesOptions, type CallerOptions } from './services';
 export { updateIntegration, markNeedsReauth } from './integrationState';
 export { requestJson, HubSpotHttpError } from './client';
-export { startAuthorization, completeAuthorization, OAUTH_STATE_PURPOSE, ConnectError, HubSpotNotConfiguredError, type ConnectedIntegration } from './connect';
+export { startAuthorization, beginConsent, completeAuthorization, OAUTH_STATE_PURPOSE, ConnectError, HubSpotNotConfiguredError, type ConnectedIntegration } from './connect';
 export { connectPrivateApp, privateAppBodySchema, PrivateAppTokenRejectedError } from './privateApp';
 export { disconnectIntegration, type DisconnectResult } from './disconnect';
 export { integrationStatus, type HubSpotStatusView } from './status';

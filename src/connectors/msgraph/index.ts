@@ -42,14 +42,19 @@ export { watchMailbox, unwatchMailbox, mailboxView, syncMailbox, ensureSubscript
 export { replyFromEngine, replyRequestSchema, type ReplyRequest, type ReplyOutcome } from './reply';
 export {
   startAdminConsent,
+  beginSignIn,
+  completeCallback,
+  completeSignIn,
   completeAdminConsent,
   consentCallbackQuerySchema,
   adminConsentUrl,
   callbackUrl,
   CONSENT_PURPOSE,
+  SIGN_IN_PURPOSE,
   requireGraphIntegration,
   type ConsentOutcome,
 } from './onboarding';
+export { EntraSignIn, SignInFailedError } from './signIn';
 export { receiveNotificationRequest, validationResponse } from './webhook';
 export { ImmutableIdMiddleware, MailboxLimiterMiddleware, limiterKey } from './middleware';
 export { AgentTransport } from './transport';

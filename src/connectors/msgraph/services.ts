@@ -3,6 +3,7 @@ import { AppError } from '../../platform/errors';
 import { getServices, type Services } from '../../platform/services';
 import { TABLES, TenantTable } from '../../storage';
 import { GraphClientFactory, type GraphClientFactoryOptions } from './client';
+import { EntraSignIn } from './signIn';
 import { AccountIndex, ConversationRepository, MailboxRepository, SubscriptionRepository } from './store';
 import { SubscriptionService } from './subscriptions';
 
@@ -19,6 +20,8 @@ export interface GraphServices {
   subscriptions: SubscriptionService;
   /** Undefined when MSGRAPH_CLIENT_ID / _SECRET are not set in this deployment. */
   factory: GraphClientFactory | undefined;
+  /** The admin's OpenID Connect sign-in before admin consent; undefined like `factory`. */
+  signIn: EntraSignIn | undefined;
   /** The factory, or a 503 problem saying Graph is not configured. */
   requireFactory(): GraphClientFactory;
   client(entraTenantId: string): Client;
@@ -60,6 +63,7 @@ export function createGraphServices(services: Services, factoryOverrides: Partia
       lifetimeMinutes: config.msgraph.subscriptionLifetimeMinutes,
     }),
     factory,
+    signIn: app ? new EntraSignIn({ authorityHost: config.msgraph.authorityHost, clientId: app.clientId, clientSecret: app.clientSecret }) : undefined,
     requireFactory,
     client: (entraTenantId) => requireFactory().client(entraTenantId),
   };

@@ -17,6 +17,7 @@ import {
   type FakeUser,
   type Recipient,
 } from './model';
+import { createIdentityPlatform, type IdentityPlatform, type IdTokenTamper } from './identity';
 import { decodeState, encodeState, ODataError, parseFilter, parseSelect, project, type FilterTerm } from './odata';
 
 /**
@@ -25,6 +26,8 @@ import { decodeState, encodeState, ODataError, parseFilter, parseSelect, project
  *
  * - `/{tenant}/v2.0/.well-known/openid-configuration` and `/{tenant}/oauth2/v2.0/token` (client
  *   credentials; a tenant must have "consented" first, as after admin consent);
+ * - the browser side of sign-in and admin consent (`authorize`, the code grant with an RS256 id_token,
+ *   the JWKS, `adminconsent`): see `identity.ts`;
  * - `/v1.0/...`: users (filter by mail, paging), groups (members, transitiveMembers, paging), messages
  *   (by conversation, with Graph's `$filter`+`$orderby` restriction), message reply, inbox delta with
  *   `@odata.nextLink` / `@odata.deltaLink`, events, getSchedule, subscriptions (create with a real
@@ -110,6 +113,14 @@ export interface FakeGraph {
   addTenant(id?: string): string;
   consent(tenantId: string): void;
   revokeConsent(tenantId: string): void;
+  /** The account signed in at the fake Microsoft (the browser's session there); `admin` (default true) may consent for its tenant. */
+  signIn(tenantId: string, mail: string, opts?: { admin?: boolean }): void;
+  signOut(): void;
+  /** The next id_token is altered (claims) or signed wrongly, to test that the app refuses it. */
+  tamperNextIdToken(t: IdTokenTamper): void;
+  /** What browsers asked `authorize` and `adminconsent`. */
+  browserRequests: IdentityPlatform['browserRequests'];
+  consented(tenantId: string): boolean;
   addUser(tenantId: string, user: { mail: string; displayName?: string; jobTitle?: string }): FakeUser;
   addGroup(tenantId: string, displayName: string, members: string[]): FakeGroup;
   addCalendar(tenantId: string, mailbox: string, name: string): string;
@@ -182,6 +193,7 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
   const inFlight = new Map<string, number>();
   const maxInFlight = new Map<string, number>();
   let url = '';
+  const identity = await createIdentityPlatform({ clientId: options.clientId, clientSecret: options.clientSecret, url: () => url, tenants, consent: (id) => consented.add(id) });
 
   const tenantOf = (id: string): FakeTenant => {
     const t = tenants.get(id);
@@ -273,7 +285,8 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
         id_token_signing_alg_values_supported: ['RS256'],
         response_types_supported: ['code', 'id_token', 'code id_token', 'id_token token'],
         scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
-        issuer: `${url}/${tenant}/v2.0`,
+        // The multi-tenant authorities name the issuer as a template, as Microsoft's do.
+        issuer: tenant === 'organizations' || tenant === 'common' ? `${url}/{tenantid}/v2.0` : `${url}/${tenant}/v2.0`,
         request_uri_parameter_supported: false,
         userinfo_endpoint: `${url}/oidc/userinfo`,
         authorization_endpoint: `${url}/${tenant}/oauth2/v2.0/authorize`,
@@ -862,7 +875,14 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
       } else if (segments.length === 4 && segments[1] === 'v2.0' && segments[2] === '.well-known' && segments[3] === 'openid-configuration' && method === 'GET') {
         reply = openIdConfiguration(segments[0] as string);
       } else if (segments.length === 4 && segments[1] === 'oauth2' && segments[2] === 'v2.0' && segments[3] === 'token' && method === 'POST') {
-        reply = token(segments[0] as string, new URLSearchParams(raw), record);
+        const form = new URLSearchParams(raw);
+        reply = (await identity.redeemCode(segments[0] as string, form)) ?? token(segments[0] as string, form, record);
+      } else if (segments.length === 4 && segments[1] === 'oauth2' && segments[2] === 'v2.0' && segments[3] === 'authorize' && method === 'GET') {
+        reply = identity.authorize(segments[0] as string, parsed.searchParams);
+      } else if (segments.length === 4 && segments[1] === 'discovery' && segments[2] === 'v2.0' && segments[3] === 'keys' && method === 'GET') {
+        reply = identity.keys();
+      } else if (segments.length === 3 && segments[1] === 'v2.0' && segments[2] === 'adminconsent' && method === 'GET') {
+        reply = identity.adminConsent(segments[0] as string, parsed.searchParams);
       } else {
         reply = { status: 404, body: { error: 'not_found', path: parsed.pathname } };
       }
@@ -906,6 +926,15 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
       tenantOf(tenantId);
       consented.add(tenantId);
     },
+    signIn(tenantId, mail, opts = {}) {
+      const user = findUser(tenantId, mail);
+      if (!user) throw new Error(`fake graph: no user ${mail} in ${tenantId}`);
+      identity.signIn({ tenantId, user, admin: opts.admin ?? true });
+    },
+    signOut: () => identity.signIn(undefined),
+    tamperNextIdToken: (t) => identity.tamperNextIdToken(t),
+    browserRequests: identity.browserRequests,
+    consented: (tenantId) => consented.has(tenantId),
     revokeConsent(tenantId) {
       consented.delete(tenantId);
       for (const [k, v] of tokens) if (v.tenantId === tenantId) tokens.delete(k);

@@ -1,5 +1,6 @@
 import { InvalidGrantError, looksLikeInvalidGrant } from '../../../../src/connectors/base';
 import {
+  beginConsent,
   completeAuthorization,
   connectPrivateApp,
   createHubSpotServices,
@@ -15,6 +16,7 @@ import {
   startAuthorization,
   updateIntegration,
 } from '../../../../src/connectors/hubspot';
+import { BrowserBindingError, newBrowserSecret } from '../../../../src/platform/http/browserBinding';
 import { InvalidSignedTokenError } from '../../../../src/platform/signedTokens';
 import { tenantSecretName } from '../../../../src/secrets';
 import { QUEUES, tenantId, type IntegrationId } from '../../../../src/storage';
@@ -37,26 +39,60 @@ describe('HubSpot OAuth, tokens and connection lifecycle', () => {
 
   const stateOf = (url: string) => new URL(url).searchParams.get('state') as string;
 
-  /** authorize → (the user consents at HubSpot) → callback, in process. */
+  /** authorize → start page (this "browser" gets its secret) → HubSpot's consent URL with the state. */
+  async function begin(tenant = A, reconnect?: { integrationId: IntegrationId }): Promise<{ integrationId: IntegrationId; state: string; secret: string; url: string }> {
+    const started = await startAuthorization(w.hs, tenant, reconnect ?? {});
+    const secret = newBrowserSecret();
+    const consent = await beginConsent(w.hs, new URL(started.authorizationUrl).searchParams.get('ticket') as string, secret);
+    return { integrationId: started.integrationId, state: stateOf(consent.url), secret, url: consent.url };
+  }
+
+  /** authorize → start page → (the user consents at HubSpot) → callback from the same browser, in process. */
   async function connect(tenant = A, hubId = w.fake.addPortal().hubId): Promise<{ integrationId: IntegrationId; hubId: number }> {
-    const started = await startAuthorization(w.hs, tenant);
+    const started = await begin(tenant);
     const code = w.fake.issueAuthorizationCode(hubId, REDIRECT_URI);
-    const done = await completeAuthorization(w.hs, { code, state: stateOf(started.authorizationUrl) }, w.log);
+    const done = await completeAuthorization(w.hs, { code, state: started.state, browserSecret: started.secret }, w.log);
     expect(done.hubId).toBe(String(hubId));
     return { integrationId: started.integrationId, hubId };
   }
 
   const tokenCalls = () => w.fake.stats().byRoute[`POST ${OAUTH_PATHS.token}`] ?? 0;
 
-  it('builds the consent URL with the app, the redirect, the scopes and a signed state', async () => {
+  it('authorize links to our start page; the start page builds the consent URL with the app, the redirect, the scopes and a signed state', async () => {
     const started = await startAuthorization(w.hs, A);
-    const url = new URL(started.authorizationUrl);
+    const start = new URL(started.authorizationUrl);
+    expect(start.origin + start.pathname).toBe(`${w.base.config.publicBaseUrl}/api/hubspot/oauth/start`);
+    expect(start.searchParams.get('state')).toBeNull();
+    const consent = await beginConsent(w.hs, start.searchParams.get('ticket') as string, newBrowserSecret());
+    const url = new URL(consent.url);
     expect(url.origin + url.pathname).toBe('https://app.hubspot.com/oauth/authorize');
     expect(url.searchParams.get('client_id')).toBe(w.fake.clientId);
     expect(url.searchParams.get('redirect_uri')).toBe(REDIRECT_URI);
     expect(url.searchParams.get('scope')?.split(' ')).toEqual(expect.arrayContaining(['oauth', 'tickets', 'crm.objects.contacts.write']));
-    expect(stateOf(started.authorizationUrl)).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(stateOf(consent.url)).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(consent).toMatchObject({ tenantId: A, integrationId: started.integrationId });
     expect((await w.base.integrations.get(A, started.integrationId))?.status).toBe('pending');
+  });
+
+  it('the start link is single use', async () => {
+    const started = await startAuthorization(w.hs, A);
+    const ticket = new URL(started.authorizationUrl).searchParams.get('ticket') as string;
+    await beginConsent(w.hs, ticket, newBrowserSecret());
+    await expect(beginConsent(w.hs, ticket, newBrowserSecret())).rejects.toMatchObject({ reason: 'used' });
+  });
+
+  it('the state only completes in the browser that opened the start page: without its cookie or with another one, nothing changes and the state stays usable', async () => {
+    const hubId = w.fake.addPortal().hubId;
+    const started = await begin(A);
+    const before = await w.base.integrations.get(A, started.integrationId);
+    for (const browserSecret of [undefined, newBrowserSecret()]) {
+      await expect(completeAuthorization(w.hs, { code: w.fake.issueAuthorizationCode(hubId, REDIRECT_URI), state: started.state, browserSecret }, w.log)).rejects.toBeInstanceOf(BrowserBindingError);
+    }
+    expect(await w.base.integrations.get(A, started.integrationId)).toEqual(before);
+    expect(await w.hs.accountIndex.integrationsOf(String(hubId))).toEqual([]);
+    // The initiating browser still completes it (the refused attempts used nothing up).
+    const done = await completeAuthorization(w.hs, { code: w.fake.issueAuthorizationCode(hubId, REDIRECT_URI), state: started.state, browserSecret: started.secret }, w.log);
+    expect(done).toMatchObject({ tenantId: A, integrationId: started.integrationId, hubId: String(hubId) });
   });
 
   it('the callback exchanges the code, introspects, stores the refresh token, activates, indexes the portal and queues a full sync', async () => {
@@ -79,15 +115,15 @@ describe('HubSpot OAuth, tokens and connection lifecycle', () => {
 
   it('the state is single use and bound to its tenant: a replay is refused and changes nothing', async () => {
     const hubId = w.fake.addPortal().hubId;
-    const started = await startAuthorization(w.hs, B);
-    const state = stateOf(started.authorizationUrl);
-    await completeAuthorization(w.hs, { code: w.fake.issueAuthorizationCode(hubId, REDIRECT_URI), state }, w.log);
+    const started = await begin(B);
+    const { state, secret: browserSecret } = started;
+    await completeAuthorization(w.hs, { code: w.fake.issueAuthorizationCode(hubId, REDIRECT_URI), state, browserSecret }, w.log);
     const other = w.fake.addPortal().hubId;
-    await expect(completeAuthorization(w.hs, { code: w.fake.issueAuthorizationCode(other, REDIRECT_URI), state }, w.log)).rejects.toBeInstanceOf(InvalidSignedTokenError);
+    await expect(completeAuthorization(w.hs, { code: w.fake.issueAuthorizationCode(other, REDIRECT_URI), state, browserSecret }, w.log)).rejects.toBeInstanceOf(InvalidSignedTokenError);
     expect((await w.base.integrations.get(B, started.integrationId))?.externalAccountId).toBe(String(hubId));
     // Tenant A cannot see B's integration through the state: it names B, and A's rows are untouched.
     expect((await w.base.integrations.list(A)).some((i) => i.integrationId === started.integrationId)).toBe(false);
-    await expect(completeAuthorization(w.hs, { code: 'x', state: `${state.slice(0, -4)}AAAA` }, w.log)).rejects.toBeInstanceOf(InvalidSignedTokenError);
+    await expect(completeAuthorization(w.hs, { code: 'x', state: `${state.slice(0, -4)}AAAA`, browserSecret }, w.log)).rejects.toBeInstanceOf(InvalidSignedTokenError);
   });
 
   it('status introspects the live token: connected with hub id, domain, scopes, type and expiry', async () => {
@@ -166,8 +202,8 @@ describe('HubSpot OAuth, tokens and connection lifecycle', () => {
     const { integrationId, hubId } = await connect();
     const refreshName = tenantSecretName(A, integrationId, 'refresh-token');
     const reconnect = async () => {
-      const again = await startAuthorization(w.hs, A, { integrationId });
-      await completeAuthorization(w.hs, { code: w.fake.issueAuthorizationCode(hubId, REDIRECT_URI), state: stateOf(again.authorizationUrl) }, w.log);
+      const again = await begin(A, { integrationId });
+      await completeAuthorization(w.hs, { code: w.fake.issueAuthorizationCode(hubId, REDIRECT_URI), state: again.state, browserSecret: again.secret }, w.log);
       return (await w.base.secrets.get(refreshName)) as string;
     };
     const first = (await w.base.secrets.get(refreshName)) as string;
