@@ -41,6 +41,7 @@ export interface Operation {
   /** The OpenAPI path, e.g. `/api/hubspot/status/{tenant_id}/{integration_id}`. */
   path: string;
   operationId: string;
+  summary?: string;
   parameters: OperationParameter[];
   /** Empty: anonymous. */
   security: Array<Record<string, string[]>>;
@@ -64,7 +65,7 @@ export function operations(doc: OpenApiDocument = loadOpenApi()): Operation[] {
   for (const [p, item] of Object.entries(doc.paths)) {
     for (const [m, op] of Object.entries(item)) {
       if (!METHODS.includes(m)) continue;
-      out.push({ method: m.toUpperCase(), path: p, operationId: op.operationId, parameters: op.parameters ?? [], security: op.security ?? [], requestBody: op.requestBody });
+      out.push({ method: m.toUpperCase(), path: p, operationId: op.operationId, summary: op.summary, parameters: op.parameters ?? [], security: op.security ?? [], requestBody: op.requestBody });
     }
   }
   return out.sort((a, b) => a.operationId.localeCompare(b.operationId));
