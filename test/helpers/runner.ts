@@ -8,7 +8,6 @@ import { queueTapFile, recordOutput, registerSecret } from './secretScan';
 
 /** Settings whose values are credentials: the secret scan looks for each in everything the run wrote. */
 const SECRET_SETTINGS = /(SECRET|_KEY$|PASSWORD|WEBHOOK_URL)/i;
-let runnerCount = 0;
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -29,7 +28,7 @@ export interface RunningHost {
 export function startRunner(opts: { appDir?: string; env: Record<string, string | undefined>; args?: string[]; port?: number }): Promise<RunningHost> {
   const functionKey = opts.env.LOCAL_FUNCTION_KEY ?? randomBytes(16).toString('hex');
   const masterKey = opts.env.LOCAL_MASTER_KEY ?? randomBytes(16).toString('hex');
-  const runnerName = `runner-${process.pid}-${++runnerCount}`;
+  const runnerName = `runner-${process.pid}-${randomBytes(4).toString('hex')}`;
   const tap = queueTapFile(runnerName);
   const env: NodeJS.ProcessEnv = { ...process.env, LOCAL_FUNCTION_KEY: functionKey, LOCAL_MASTER_KEY: masterKey, ...(tap ? { RUNNER_QUEUE_TAP_FILE: tap } : {}) };
   for (const [k, v] of Object.entries(opts.env)) {
@@ -38,7 +37,7 @@ export function startRunner(opts: { appDir?: string; env: Record<string, string 
   }
   registerSecret(functionKey, 'LOCAL_FUNCTION_KEY');
   registerSecret(masterKey, 'LOCAL_MASTER_KEY');
-  for (const [k, v] of Object.entries(opts.env)) if (v && SECRET_SETTINGS.test(k) && !/^UseDevelopmentStorage/i.test(v)) registerSecret(v, k);
+  for (const [k, v] of Object.entries(opts.env)) if (v && SECRET_SETTINGS.test(k) && !/_DIR$/.test(k) && !/^UseDevelopmentStorage/i.test(v)) registerSecret(v, k);
   const child: ChildProcess = spawn(
     process.execPath,
     [path.join(ROOT, 'dist', 'runner', 'start.js'), '--app', opts.appDir ?? ROOT, '--no-init', '--no-local-settings', '--port', String(opts.port ?? 0), ...(opts.args ?? [])],

@@ -24,9 +24,12 @@ function scanDir(): string | undefined {
   return dir;
 }
 
+const registered = new Set<string>();
+
 export function registerSecret(value: string | undefined | null, label: string): void {
   const dir = scanDir();
-  if (!dir || !value || value.length < MIN_SECRET_LENGTH) return;
+  if (!dir || !value || value.length < MIN_SECRET_LENGTH || registered.has(value)) return;
+  registered.add(value);
   appendFileSync(path.join(dir, 'secrets.jsonl'), JSON.stringify({ label, value }) + '\n');
 }
 
