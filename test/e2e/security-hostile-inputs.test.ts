@@ -176,27 +176,31 @@ describe('hostile inputs on every anonymous route (generated from openapi.json)'
   /** Signature headers for a body: none, forged, stale, from the future, for another body, legacy-only, or the replayed delivery's. */
   const hubspotSignature = (body: Buffer) =>
     fc.constantFrom('none', 'forged', 'stale', 'future', 'other-body', 'not-a-number', 'legacy-only').chain((kind) =>
-      fc.base64String({ minLength: 44, maxLength: 44 }).map((junk): Record<string, string> => {
-        const uri = `${world.publicBase}/api/webhooks/hubspot`;
-        const sign = (ts: number, over = body.toString('utf8')) => world.hubspot.signV3('POST', uri, over, ts);
-        switch (kind) {
-          case 'none':
-            return {};
-          case 'forged':
-            return { 'x-hubspot-signature-v3': junk, 'x-hubspot-request-timestamp': String(Date.now()) };
-          case 'stale':
-            return { 'x-hubspot-signature-v3': sign(Date.now() - 6 * 60_000), 'x-hubspot-request-timestamp': String(Date.now() - 6 * 60_000) };
-          case 'future':
-            return { 'x-hubspot-signature-v3': sign(Date.now() + 6 * 60_000), 'x-hubspot-request-timestamp': String(Date.now() + 6 * 60_000) };
-          case 'other-body':
-            return { 'x-hubspot-signature-v3': sign(Date.now(), real.delivery.body), 'x-hubspot-request-timestamp': String(Date.now()) };
-          case 'not-a-number':
-            return { 'x-hubspot-signature-v3': junk, 'x-hubspot-request-timestamp': 'yesterday' };
-          default:
-            return { 'x-hubspot-signature': junk.slice(0, 40), 'x-hubspot-signature-version': 'v1' };
-        }
-      }),
+      fc.base64String({ minLength: 44, maxLength: 44 }).map((junk) => ({ kind, headers: signatureHeaders(kind, body, junk) })),
     );
+
+  function signatureHeaders(kind: string, body: Buffer, junk: string): Record<string, string> {
+    const uri = `${world.publicBase}/api/webhooks/hubspot`;
+    const sign = (ts: number, over = body.toString('utf8')) => world.hubspot.signV3('POST', uri, over, ts);
+    const now = Date.now();
+    switch (kind) {
+      case 'none':
+        return {};
+      case 'forged':
+        return { 'x-hubspot-signature-v3': junk, 'x-hubspot-request-timestamp': String(now) };
+      case 'stale':
+        return { 'x-hubspot-signature-v3': sign(now - 6 * 60_000), 'x-hubspot-request-timestamp': String(now - 6 * 60_000) };
+      case 'future':
+        return { 'x-hubspot-signature-v3': sign(now + 6 * 60_000), 'x-hubspot-request-timestamp': String(now + 6 * 60_000) };
+      case 'other-body':
+        // Right secret, right time, but over other bytes than those sent.
+        return { 'x-hubspot-signature-v3': sign(now, `${body.toString('utf8')} `), 'x-hubspot-request-timestamp': String(now) };
+      case 'not-a-number':
+        return { 'x-hubspot-signature-v3': junk, 'x-hubspot-request-timestamp': 'yesterday' };
+      default:
+        return { 'x-hubspot-signature': junk.slice(0, 40), 'x-hubspot-signature-version': 'v1' };
+    }
+  }
 
   /** Graph deliveries about A's real subscription with a forged clientState, or about nothing at all. */
   const graphDelivery = fc
@@ -210,6 +214,9 @@ describe('hostile inputs on every anonymous route (generated from openapi.json)'
       count: fc.integer({ min: 1, max: 3 }),
     })
     .map((d) => Buffer.from(JSON.stringify({ value: Array.from({ length: d.count }, () => ({ subscriptionId: d.subscriptionId, clientState: d.clientState, changeType: d.changeType, lifecycleEvent: d.lifecycleEvent, tenantId: d.tenantId, resource: d.resource })) })));
+
+  /** A well-formed batch about A's portal, about objects never delivered before. */
+  const freshBatch = fc.integer({ min: 1_000_000, max: 9_999_999 }).map((objectId) => Buffer.from(JSON.stringify([world.hubspot.webhookEvent(world.A.hubId, { subscriptionType: 'ticket.creation', objectId })])));
 
   /** One generated request for `op`. */
   function caseFor(op: Operation): fc.Arbitrary<HostileCase> {
@@ -243,8 +250,11 @@ describe('hostile inputs on every anonymous route (generated from openapi.json)'
     const out: Array<fc.Arbitrary<HostileCase>> = [];
     if (op.operationId === 'hubspotWebhook') {
       out.push(
-        fc.tuple(fc.oneof(hostileBody.map((b) => b.bytes), fc.constant(Buffer.from(real.delivery.body))), contentType).chain(([body, ct]) =>
-          hubspotSignature(body).map((sig): HostileCase => ({ label: `signature ${Object.keys(sig).join('+') || 'none'}`, method: 'POST', target: op.path, headers: { ...(ct ? { 'content-type': ct } : {}), ...sig }, body })),
+        // A hostile body, the delivered one, or a fresh, well-formed batch about A's portal that would be
+        // queued if its signature were believed: none of them is signed right, so each must be a 401 (or a
+        // 413 first, for a body over the limit).
+        fc.tuple(fc.oneof(hostileBody.map((b) => b.bytes), fc.constant(Buffer.from(real.delivery.body)), freshBatch), contentType).chain(([body, ct]) =>
+          hubspotSignature(body).map((sig): HostileCase => ({ label: `signature ${sig.kind}`, method: 'POST', target: op.path, headers: { ...(ct ? { 'content-type': ct } : {}), ...sig.headers }, body, expect: [401, 413] })),
         ),
         fc.constant<HostileCase>({ label: 'replayed signed delivery', method: 'POST', target: op.path, headers: real.delivery.headers, body: Buffer.from(real.delivery.body), expect: [204, 401] }),
       );
