@@ -11,4 +11,7 @@ module.exports = {
   testTimeout: 60000,
   globalSetup: '<rootDir>/test/globalSetup.ts',
   globalTeardown: '<rootDir>/test/globalTeardown.ts',
+  // The end-to-end secret scan (test/helpers/secretScan.ts): error bodies recorded, its test file last.
+  setupFilesAfterEnv: ['<rootDir>/test/setup/recordErrorBodies.ts'],
+  testSequencer: '<rootDir>/test/setup/sequencer.js',
 };

@@ -98,7 +98,8 @@ export class LocalFunctionHost {
     this.log = opts.log ?? ((line) => console.log(line));
     core.logSink = (level, category, message) => this.log(`[${level}] [${category}] ${message}`);
     this.invoker = new Invoker(core, (e) => this.log(`${new Date().toISOString()} [${e.level}] ${e.functionName}: ${e.message}`));
-    this.functions = core.registrations.map((reg) => ({ reg, trigger: triggerOf(reg, settings.routePrefix) }));
+    // `AzureWebJobs.<name>.Disabled=true` turns a function off, as the Functions host does (an app setting).
+    this.functions = core.registrations.filter((reg) => !isDisabled(reg.metadata.name)).map((reg) => ({ reg, trigger: triggerOf(reg, settings.routePrefix) }));
   }
 
   rows(): FunctionRow[] {
@@ -278,6 +279,12 @@ export class LocalFunctionHost {
       }
     }
   }
+}
+
+/** The host's app setting for disabling one function; `true` or `1`, case-insensitive. */
+export function isDisabled(name: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  const key = Object.keys(env).find((k) => k.toLowerCase() === `azurewebjobs.${name.toLowerCase()}.disabled`);
+  return key !== undefined && /^(true|1)$/i.test(env[key] ?? '');
 }
 
 function readBody(req: http.IncomingMessage): Promise<Uint8Array | undefined> {

@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 import { QueueServiceClient, type DequeuedMessageItem, type QueueClient } from '@azure/storage-queue';
 import type { RpcTypedData, Registration } from './coreApi';
 import type { HostSettings } from './hostConfig';
@@ -49,6 +50,15 @@ export function outputMessages(data: RpcTypedData): string[] {
     return [data.json];
   }
   return [];
+}
+
+/**
+ * Tests only: with `RUNNER_QUEUE_TAP_FILE` set, every message a queue trigger receives is appended there
+ * (one JSON line), so the end-to-end secret scan sees messages the workers consumed. Off by default.
+ */
+function tapMessage(queue: string, text: string): void {
+  const file = process.env.RUNNER_QUEUE_TAP_FILE;
+  if (file) appendFileSync(file, JSON.stringify({ queue, text }) + '\n');
 }
 
 /**
@@ -138,6 +148,7 @@ export class QueuePoller {
     }
     try {
       const text = decodeMessage(msg.messageText, q.messageEncoding);
+      tapMessage(this.queueName, text);
       const result = await this.invoker.invoke(this.reg, {
         triggerBindingName: this.triggerBindingName,
         data: { string: text },

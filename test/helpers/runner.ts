@@ -4,6 +4,10 @@ import net from 'node:net';
 import path from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { tenantToken } from './jwt';
+import { queueTapFile, recordOutput, registerSecret } from './secretScan';
+
+/** Settings whose values are credentials: the secret scan looks for each in everything the run wrote. */
+const SECRET_SETTINGS = /(SECRET|_KEY$|PASSWORD|WEBHOOK_URL)/i;
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -24,11 +28,16 @@ export interface RunningHost {
 export function startRunner(opts: { appDir?: string; env: Record<string, string | undefined>; args?: string[]; port?: number }): Promise<RunningHost> {
   const functionKey = opts.env.LOCAL_FUNCTION_KEY ?? randomBytes(16).toString('hex');
   const masterKey = opts.env.LOCAL_MASTER_KEY ?? randomBytes(16).toString('hex');
-  const env: NodeJS.ProcessEnv = { ...process.env, LOCAL_FUNCTION_KEY: functionKey, LOCAL_MASTER_KEY: masterKey };
+  const runnerName = `runner-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const tap = queueTapFile(runnerName);
+  const env: NodeJS.ProcessEnv = { ...process.env, LOCAL_FUNCTION_KEY: functionKey, LOCAL_MASTER_KEY: masterKey, ...(tap ? { RUNNER_QUEUE_TAP_FILE: tap } : {}) };
   for (const [k, v] of Object.entries(opts.env)) {
     if (v === undefined) delete env[k];
     else env[k] = v;
   }
+  registerSecret(functionKey, 'LOCAL_FUNCTION_KEY');
+  registerSecret(masterKey, 'LOCAL_MASTER_KEY');
+  for (const [k, v] of Object.entries(opts.env)) if (v && SECRET_SETTINGS.test(k) && !/_DIR$/.test(k) && !/^UseDevelopmentStorage/i.test(v)) registerSecret(v, k);
   const child: ChildProcess = spawn(
     process.execPath,
     [path.join(ROOT, 'dist', 'runner', 'start.js'), '--app', opts.appDir ?? ROOT, '--no-init', '--no-local-settings', '--port', String(opts.port ?? 0), ...(opts.args ?? [])],
@@ -43,6 +52,7 @@ export function startRunner(opts: { appDir?: string; env: Record<string, string 
     }, 45_000);
     const onData = (c: Buffer) => {
       out += c.toString();
+      recordOutput(`${runnerName}.log`, c.toString());
       const m = /Host listening on http:\/\/localhost:(\d+)/.exec(out);
       if (m) {
         clearTimeout(timer);
@@ -54,6 +64,7 @@ export function startRunner(opts: { appDir?: string; env: Record<string, string 
           exited,
           stop: async () => {
             if (child.exitCode !== null) return;
+            await recordQueues(env.AzureWebJobsStorage, runnerName);
             child.kill('SIGTERM');
             const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
             await exited;
@@ -69,6 +80,23 @@ export function startRunner(opts: { appDir?: string; env: Record<string, string 
       reject(Object.assign(new Error(`runner exited with ${code}:\n${out}`), { code, output: out }));
     });
   });
+}
+
+/** What is left on every queue of the runner's storage, into the secret scan's haystack (best effort). */
+async function recordQueues(connectionString: string | undefined, runnerName: string): Promise<void> {
+  if (!connectionString || !process.env.ITIL_SECRET_SCAN_DIR || /^UseDevelopmentStorage/i.test(connectionString)) return;
+  try {
+    const service = QueueServiceClient.fromConnectionString(connectionString);
+    for await (const q of service.listQueues()) {
+      const peek = await service.getQueueClient(q.name).peekMessages({ numberOfMessages: 32 });
+      for (const m of peek.peekedMessageItems) {
+        const decoded = Buffer.from(m.messageText, 'base64').toString('utf8');
+        recordOutput(`queues-${runnerName}.log`, `${q.name}: ${m.messageText}\n${q.name} (decoded): ${decoded}\n`);
+      }
+    }
+  } catch {
+    // Storage already stopped: the tap still has what the workers consumed.
+  }
 }
 
 /** A TCP port that was free a moment ago on 127.0.0.1 (for `startRunner({ port })`). */
@@ -106,7 +134,9 @@ export async function nextMessage(connectionString: string, queue: string, timeo
     const msg = res.receivedMessageItems[0];
     if (msg) {
       await client.deleteMessage(msg.messageId, msg.popReceipt);
-      return encoding === 'base64' ? Buffer.from(msg.messageText, 'base64').toString('utf8') : msg.messageText;
+      const text = encoding === 'base64' ? Buffer.from(msg.messageText, 'base64').toString('utf8') : msg.messageText;
+      recordOutput(`queue-reads-${process.pid}.log`, `${queue}: ${text}\n`);
+      return text;
     }
     await new Promise((r) => setTimeout(r, 200));
   }

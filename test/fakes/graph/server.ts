@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { makeSelfSignedCert } from '../../helpers/certs';
+import { registerSecret } from '../../helpers/secretScan';
 import {
   addressOf,
   exchangeLikeId,
@@ -321,6 +322,7 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
     if (!tenants.has(tenant)) return oauthError(400, 'invalid_request', `AADSTS90002: Tenant '${tenant}' not found.`);
     if (!consented.has(tenant)) return oauthError(400, 'invalid_client', 'AADSTS650052: The app needs access to a service that your organization has not subscribed to or enabled (admin consent missing).');
     const access = `fake-graph-token.${randomBytes(24).toString('base64url')}`;
+    registerSecret(access, 'Graph access token');
     tokens.set(access, { tenantId: tenant, appId: clientId, expiresAt: Date.now() + tokenLifetime * 1000 });
     return { status: 200, body: { token_type: 'Bearer', expires_in: tokenLifetime, ext_expires_in: tokenLifetime, access_token: access } };
   }
@@ -622,7 +624,7 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
       changeType: b.changeType,
       notificationUrl: b.notificationUrl,
       ...(typeof b.lifecycleNotificationUrl === 'string' ? { lifecycleNotificationUrl: b.lifecycleNotificationUrl } : {}),
-      ...(typeof b.clientState === 'string' ? { clientState: b.clientState } : {}),
+      ...(typeof b.clientState === 'string' ? (registerSecret(b.clientState, 'Graph clientState'), { clientState: b.clientState }) : {}),
       expirationDateTime: new Date(expiry).toISOString(),
       latestSupportedTlsVersion: typeof b.latestSupportedTlsVersion === 'string' ? b.latestSupportedTlsVersion : 'v1_2',
       immutableIds: wantsImmutable(prefer),

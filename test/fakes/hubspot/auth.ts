@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { registerSecret } from '../../helpers/secretScan';
 import type { FakePortal } from './types';
 import { empty, hubspotError, json, oauthError, type Reply } from './wire';
 
@@ -98,6 +99,7 @@ export class OAuthState {
   issueCode(hubId: number, redirectUri: string): string {
     if (!this.portalOf(hubId)) throw new Error(`unknown portal ${hubId}`);
     const code = randomUUID();
+    registerSecret(code, 'HubSpot authorization code');
     this.codes.set(code, { hubId, redirectUri, expiresAt: Date.now() + CODE_TTL_MS, used: false });
     return code;
   }
@@ -105,6 +107,7 @@ export class OAuthState {
   createPrivateAppToken(hubId: number, scopes: string[]): string {
     if (!this.portalOf(hubId)) throw new Error(`unknown portal ${hubId}`);
     const token = `pat-na1-${randomUUID()}`;
+    registerSecret(token, 'HubSpot private-app token');
     const appId = this.nextPrivateAppId++;
     this.accessTokens.set(token, { token, hubId, kind: 'private', scopes, expiresAt: Infinity, appKey: `private:${appId}`, appId, revoked: false });
     return token;
@@ -253,6 +256,7 @@ export class OAuthState {
   private newRefreshToken(hubId: number, scopes: string[]): RefreshTokenRec {
     const rec: RefreshTokenRec = { token: `na1-${randomUUID()}`, hubId, scopes: [...scopes], revoked: false };
     this.refreshTokens.set(rec.token, rec);
+    registerSecret(rec.token, 'HubSpot refresh token');
     return rec;
   }
 
@@ -268,6 +272,7 @@ export class OAuthState {
       revoked: false,
     };
     this.accessTokens.set(rec.token, rec);
+    registerSecret(rec.token, 'HubSpot access token');
     return rec;
   }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { registerSecret } from '../../helpers/secretScan';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { OAuthState, type AccessTokenRec, type PortalInfo } from './auth';
@@ -59,6 +60,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 export async function startFakeHubSpot(opts: FakeHubSpotOptions = {}): Promise<FakeHubSpot> {
   const clientId = opts.clientId ?? 'fake-hubspot-client-id';
   const clientSecret = opts.clientSecret ?? 'fake-hubspot-client-secret';
+  registerSecret(clientSecret, 'HubSpot client secret');
   const appId = 3_456_789;
   const limiter = new RateLimiter(mergeLimits(DEFAULT_LIMITS, opts.rateLimit));
   let arrivalLog: number[] | undefined;

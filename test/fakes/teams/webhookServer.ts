@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { registerSecret } from '../../helpers/secretScan';
 import { checkEnvelope, MAX_WEBHOOK_BYTES } from './cardValidator';
 
 /**
@@ -163,8 +164,13 @@ export async function startFakeTeams(): Promise<FakeTeams> {
 
   return {
     baseUrl,
-    url: (channel, kind = 'workflows') =>
-      kind === 'workflows' ? `${baseUrl}/workflows/${channel}?api-version=2016-06-01&sig=${randomBytes(16).toString('hex')}` : `${baseUrl}/webhookb2/${channel}`,
+    url: (channel, kind = 'workflows') => {
+      const sig = randomBytes(16).toString('hex');
+      const url = kind === 'workflows' ? `${baseUrl}/workflows/${channel}?api-version=2016-06-01&sig=${sig}` : `${baseUrl}/webhookb2/${channel}`;
+      if (kind === 'workflows') registerSecret(sig, `Teams webhook sig of ${channel}`);
+      registerSecret(url, `Teams webhook URL of ${channel}`);
+      return url;
+    },
     posts: (channel) => posts.filter((p) => channel === undefined || p.channel === channel),
     accepted: (channel) => posts.filter((p) => p.outcome === 'accepted' && (channel === undefined || p.channel === channel)),
     inject: (channel, ...responses) => behaviour(channel).script.push(...responses),
