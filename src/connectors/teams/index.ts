@@ -1,7 +1,7 @@
 export { TeamsConnector, getTeamsServices, createTeamsServices, type TeamsServices } from './connector';
 export { acceptNotification, NoChannelError, type NotifyResult } from './notify';
 export { deliverCard, MAX_DEQUEUE_COUNT, type DeliverOutcome } from './deliver';
-export { buildCard, buildEnvelope, toEnvelope, slaWarningCard, slaBreachCard, escalationCard, criticalTicketCard, assignmentCard, MAX_PAYLOAD_BYTES, SNOOZE_MINUTES } from './cards';
+export { buildCard, buildEnvelope, toEnvelope, POSSIBLE_REPEAT_TEXT, slaWarningCard, slaBreachCard, escalationCard, criticalTicketCard, assignmentCard, MAX_PAYLOAD_BYTES, SNOOZE_MINUTES } from './cards';
 export type { AdaptiveCard, MessageEnvelope } from './cardTypes';
 export { ChannelStore, TEAMS_INTEGRATION_ID, type Channel } from './channelStore';
 export { FALLBACK_CHANNEL, NOTIFICATION_STATUSES, NotificationLog, type NotificationRecord, type NotificationStatus } from './notificationLog';

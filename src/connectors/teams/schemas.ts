@@ -127,5 +127,7 @@ export const cardMessageSchema = z.strictObject({
   correlationId: z.string().max(128).optional(),
   /** Times the message was put back for later because of rate limits. */
   deferrals: z.number().int().min(0).max(1000).optional(),
+  /** Times the message was put back because another attempt held its claim. */
+  claimWaits: z.number().int().min(0).max(1000).optional(),
 });
 export type CardMessage = z.infer<typeof cardMessageSchema>;
