@@ -24,7 +24,7 @@ export interface TeamsServices {
   snooze: SnoozeLinks;
   limiter: WebhookRateLimiter;
   sender: WebhookSender;
-  /** Loopback webhook URLs (a local fake Teams) are accepted only outside Azure. */
+  /** Loopback webhook URLs (a local fake Teams) are accepted only with `TEAMS_ALLOW_LOOPBACK_WEBHOOKS=true`. */
   allowLoopback: boolean;
   /** The deployment-wide fallback webhook, when configured and an accepted webhook URL. */
   fallbackUrl: string | undefined;
@@ -42,7 +42,7 @@ export function getTeamsServices(base: Services = getServices()): TeamsServices 
 }
 
 export function createTeamsServices(base: Services, opts: { limiter?: WebhookRateLimiter; sender?: WebhookSender } = {}): TeamsServices {
-  const allowLoopback = !base.config.runningInAzure;
+  const allowLoopback = base.config.teams.allowLoopbackWebhooks;
   const channels = new ChannelStore(new TenantTable<ChannelRow>(base.storage.table(TABLES.teamsChannels)), base.secrets, base.integrations);
   const log = new NotificationLog(new TenantTable<NotificationRow>(base.storage.table(TABLES.teamsNotifications)));
   const state = new TeamsState(new TenantTable<StateRow>(base.storage.table(TABLES.teamsState)));
