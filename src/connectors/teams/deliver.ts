@@ -143,6 +143,7 @@ async function deliverClaimed(deps: DeliverDeps, msg: CardMessage, dequeueCount:
   try {
     const result = await deps.sender.post(target, envelope, {
       onRetry: (attempt, delayMs, reason) => log.info('retrying Teams post', { attempt, delayMs: Math.round(delayMs), reason }),
+      onSlowSlot: (attempt, waitedMs) => log.info('Teams post waited for a rate-limit slot', { attempt, waitedMs }),
     });
     const at = new Date(now());
     await deps.log.update(tenant, id, { status: 'sent', sentAt: at.toISOString(), count, truncated, attempts: attemptsBefore + result.attempts, reason: '', attemptOpen: false, ...(possibleRepeat ? { possibleRepeat } : {}) });

@@ -21,6 +21,9 @@ export const TEAMS_WEBHOOK_WINDOWS: ReadonlyArray<{ limit: number; intervalMs: n
   { limit: 3, intervalMs: 1_250 },
 ];
 
+/** A wait for a rate-limit slot at least this long is reported (`onSlowSlot`). */
+const SLOW_SLOT_MS = 2_000;
+
 export type PostFailure = 'throttled' | 'server-error' | 'rejected' | 'network' | 'timeout' | 'unexpected-response';
 
 /** Why a post failed, described without the URL (a credential) or the response body (it may echo the card). */
@@ -135,13 +138,21 @@ export class WebhookSender {
    * attempt's) or `RateLimitWaitError`. Retrying a post is safe enough here: the caller holds an
    * idempotency claim, and a throttled or failed post was not shown.
    */
-  async post(target: PostTarget, envelope: MessageEnvelope, hooks: { onRetry?: (attempt: number, delayMs: number, reason: RetryReason) => void } = {}): Promise<{ attempts: number; status: number }> {
+  async post(
+    target: PostTarget,
+    envelope: MessageEnvelope,
+    hooks: { onRetry?: (attempt: number, delayMs: number, reason: RetryReason) => void; onSlowSlot?: (attempt: number, waitedMs: number) => void } = {},
+  ): Promise<{ attempts: number; status: number }> {
     const body = JSON.stringify(envelope);
     let attempts = 0;
     const status = await withRetry(
       async () => {
         attempts++;
+        const asked = performance.now();
         const release = await this.#o.limiter.acquire(target.key, this.#o.maxLimiterWaitMs);
+        // A wait for a slot is otherwise silent until it ends in a deferral; say so when it was long.
+        const waitedMs = performance.now() - asked;
+        if (waitedMs >= SLOW_SLOT_MS) hooks.onSlowSlot?.(attempts, Math.round(waitedMs));
         try {
           return await this.#once(target, body);
         } catch (err) {
