@@ -48,13 +48,15 @@ describe('Teams cards arrive promptly (fallback webhook, 429s on one ticket, a b
 
   it(`${ROUNDS} rounds: every card arrives once, none waits unlogged`, async () => {
     for (let round = 0; round < ROUNDS; round++) {
-      // Each round its own tenant (no channels: the fallback serves it) and tickets.
+      // Each round its own tenant (no channels, opted in: the fallback serves it) and tickets.
       const tenant = `tenant-prompt-${round}`;
       const notify = async (body: unknown) => {
         const res = await api(`teams/notify/${tenant}`, { method: 'POST', tenant, json: body });
         expect(res.status).toBe(202);
         return (await res.json()) as { notification_id: string; status: string; channel: string };
       };
+      const opt = await api(`teams/channels/${tenant}`, { method: 'PUT', tenant, json: { settings: { use_fallback: true } } });
+      expect(opt.status).toBe(200);
       const [a, b, c] = ['A', 'B', 'C'].map((t) => `${t}-${round}`) as [string, string, string];
       fake.injectForTicket('prompt-fallback', c, '429', '429');
 

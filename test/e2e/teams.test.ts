@@ -232,12 +232,17 @@ describe('Teams notifications end to end', () => {
       expect(log.notifications).toEqual([]);
     });
 
-    it('a tenant with no channels gets the deployment fallback webhook', async () => {
+    it('a tenant with no channels gets the deployment fallback webhook only once it opted in', async () => {
+      const before = await notify('tenant-nochannels', { kind: 'sla_breach', ticket: ticket('F-0') });
+      expect(before.status).toBe(422);
+      expect((await (await api('teams/channels/tenant-nochannels', { tenant: 'tenant-nochannels' })).json()).fallback).toMatchObject({ available: true, opted_in: false, in_use: false });
+      await putChannels('tenant-nochannels', { settings: { use_fallback: true } });
       const res = await notify('tenant-nochannels', { kind: 'sla_breach', ticket: ticket('F-1') });
       expect(res.body).toMatchObject({ status: 'queued', channel: 'fallback' });
       expect((await cardFor(res.body.notification_id as string)).channel).toBe('fallback');
       const get = await (await api('teams/channels/tenant-nochannels', { tenant: 'tenant-nochannels' })).json();
-      expect(get).toMatchObject({ channels: [], fallback: { available: true, in_use: true, last_post_outcome: 'ok' } });
+      expect(get).toMatchObject({ channels: [], fallback: { available: true, opted_in: true, in_use: true, last_post_outcome: 'ok' }, settings: { use_fallback: true } });
+      expect(fake.accepted('fallback').some((p) => JSON.stringify(p.card).includes('F-0'))).toBe(false);
     });
 
     it('a very long ticket is truncated to fit, never refused', async () => {

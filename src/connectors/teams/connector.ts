@@ -11,7 +11,7 @@ import type { DeliverDeps } from './deliver';
 import { TeamsState, type StateRow } from './floodControl';
 import { NotificationLog, type NotificationRow } from './notificationLog';
 import type { NotifyDeps } from './notify';
-import { WebhookRateLimiter, WebhookSender } from './sender';
+import { FALLBACK_TENANT_WINDOWS, WebhookRateLimiter, WebhookSender } from './sender';
 import { SnoozeLinks } from './snooze';
 import { parseWebhookUrl } from './webhookUrl';
 import { cachedDeploymentHealth, rememberDeploymentHealth } from './healthCache';
@@ -48,7 +48,7 @@ export function createTeamsServices(base: Services, opts: { limiter?: WebhookRat
   const state = new TeamsState(new TenantTable<StateRow>(base.storage.table(TABLES.teamsState)));
   const snooze = new SnoozeLinks(base.signedTokens, state, base.config.publicBaseUrl);
   const limiter = opts.limiter ?? new WebhookRateLimiter();
-  const sender = opts.sender ?? new WebhookSender({ limiter });
+  const sender = opts.sender ?? new WebhookSender({ limiter, quotaLimiter: new WebhookRateLimiter(FALLBACK_TENANT_WINDOWS) });
   const fallbackUrl = acceptedFallback(base.config.teams.fallbackWebhookUrl, allowLoopback);
   const teams: TeamsServices = {
     channels,

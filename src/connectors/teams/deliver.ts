@@ -20,6 +20,8 @@ export const MAX_DEQUEUE_COUNT = 5;
 export const PROCESSED_SOURCE = 'teams-card';
 /** Rate-limit key of the deployment's fallback webhook (shared by every tenant that uses it). */
 export const FALLBACK_LIMIT_KEY = 'app-teams-fallback';
+/** Each tenant's own quota on the fallback webhook, so one tenant's volume cannot use up everyone's. */
+export const fallbackQuotaKey = (tenant: TenantId): string => `app-teams-fallback:${tenant}`;
 /** A message put back for later this many times (rate limits) is treated as failed. */
 export const MAX_DEFERRALS = 20;
 /** A claim older than this belongs to an invocation that died (the function timeout is 10 min). */
@@ -126,7 +128,8 @@ async function deliverClaimed(deps: DeliverDeps, msg: CardMessage, dequeueCount:
   const latest = window && window.latestNotificationId !== id ? await deps.log.get(tenant, window.latestNotificationId) : undefined;
   const facts = latest?.notification.kind === n.kind ? latest.notification : n;
   const count = window?.count ?? 1;
-  const snoozeUrl = facts.kind === 'sla_warning' ? await deps.snooze.link(tenant, facts.ticket.id, id) : undefined;
+  // No snooze link in the shared fallback channel: anyone there could snooze another tenant's ticket.
+  const snoozeUrl = facts.kind === 'sla_warning' && record.channel !== FALLBACK_CHANNEL ? await deps.snooze.link(tenant, facts.ticket.id, id) : undefined;
   // An earlier attempt started posting and never said how it ended: Teams may already show its card.
   const possibleRepeat = record.attemptOpen === true;
   const { envelope, bytes, truncated } = buildEnvelope(facts, {
@@ -219,9 +222,11 @@ function isStale(record: NotificationRecord, now: () => number): boolean {
 async function resolveTarget(deps: DeliverDeps, tenant: TenantId, record: NotificationRecord): Promise<PostTarget | string> {
   if (record.channel === FALLBACK_CHANNEL) {
     if (!deps.fallbackUrl) return 'the fallback webhook is no longer configured';
+    // Opted out (or never in) since the card was queued: its content must not reach the shared channel.
+    if (!(await deps.state.settings(tenant)).useFallback) return 'the tenant does not use the fallback webhook';
     try {
       const t = parseWebhookUrl(deps.fallbackUrl, { allowLoopback: deps.allowLoopback });
-      return { key: FALLBACK_LIMIT_KEY, url: t.url, kind: t.kind };
+      return { key: FALLBACK_LIMIT_KEY, quotaKey: fallbackQuotaKey(tenant), url: t.url, kind: t.kind };
     } catch {
       return 'the fallback webhook URL is not an accepted Teams webhook URL';
     }

@@ -15,6 +15,7 @@ export interface StateRow extends RowData {
   // settings
   floodWindowMinutes?: number;
   gatherSeconds?: number;
+  useFallback?: boolean;
   // flood window
   windowStart?: number;
   notificationId?: string;
@@ -33,6 +34,8 @@ export interface StateRow extends RowData {
 export interface TeamsSettings {
   floodWindowMinutes: number;
   gatherSeconds: number;
+  /** The tenant opted in to the deployment's fallback webhook (off unless set). */
+  useFallback: boolean;
 }
 
 export type Admission =
@@ -72,6 +75,7 @@ export class TeamsState {
     return {
       floodWindowMinutes: row?.data.floodWindowMinutes ?? DEFAULT_FLOOD_WINDOW_MINUTES,
       gatherSeconds: row?.data.gatherSeconds ?? DEFAULT_GATHER_SECONDS,
+      useFallback: row?.data.useFallback === true,
     };
   }
 
@@ -79,6 +83,7 @@ export class TeamsState {
     const data: Partial<StateRow> = {};
     if (patch.floodWindowMinutes !== undefined) data.floodWindowMinutes = patch.floodWindowMinutes;
     if (patch.gatherSeconds !== undefined) data.gatherSeconds = patch.gatherSeconds;
+    if (patch.useFallback !== undefined) data.useFallback = patch.useFallback;
     if (Object.keys(data).length > 0) await this.table.upsert(partitionKey.tenant(tenant), 'settings', data, 'Merge');
     return this.settings(tenant);
   }

@@ -67,9 +67,9 @@ describe('flood control', () => {
 
   it('settings default to a 30 minute window and are per tenant', async () => {
     const state = new TeamsState(stateTable());
-    expect(await state.settings(A)).toEqual({ floodWindowMinutes: 30, gatherSeconds: 5 });
+    expect(await state.settings(A)).toEqual({ floodWindowMinutes: 30, gatherSeconds: 5, useFallback: false });
     await state.saveSettings(A, { floodWindowMinutes: 10 });
-    expect(await state.settings(A)).toEqual({ floodWindowMinutes: 10, gatherSeconds: 5 });
+    expect(await state.settings(A)).toEqual({ floodWindowMinutes: 10, gatherSeconds: 5, useFallback: false });
     expect((await state.settings(B)).floodWindowMinutes).toBe(30);
   });
 });
