@@ -133,8 +133,8 @@ describe('channel store', () => {
   it('keeps the URL in the secret store only, under a per-tenant name', async () => {
     const { store } = make();
     const ch = await store.put(A, 'team-network-ops', { url, kind: 'workflows', loopback: false });
-    expect(ch.secretName).toMatch(/^t-[0-9a-f]{40}-channel-[0-9a-f]{24}$/);
-    expect(ChannelStore.secretName(B, 'team-network-ops')).not.toBe(ch.secretName);
+    expect(ch.secretName).toMatch(/^t-[0-9a-f]{40}-channel-[0-9a-f]{20}-[0-9a-f]{10}$/);
+    expect(ChannelStore.secretName(B, 'team-network-ops', ch.secretName.slice(-10))).not.toBe(ch.secretName);
     expect(await store.webhookUrl(ch)).toBe(url);
     const rows = [];
     for await (const r of new TenantTable(az.clients.table(TABLES.teamsChannels)).all(A as never)) rows.push(r);
@@ -183,7 +183,7 @@ describe('channel store', () => {
     expect(await connector.healthCheck()).toBe(false);
     await store.recordOutcome(C, 'escalations', { ok: true, at: new Date() });
     expect(await connector.healthCheck()).toBe(true);
-    await secrets.delete(ChannelStore.secretName(C, 'critical'));
+    await secrets.delete((await store.get(C, 'critical'))?.secretName as string);
     await expect(connector.authenticate()).rejects.toThrow('channel critical has no webhook URL stored');
   });
 });
