@@ -46,7 +46,7 @@ export function createTeamsServices(base: Services, opts: { limiter?: WebhookRat
   const channels = new ChannelStore(new TenantTable<ChannelRow>(base.storage.table(TABLES.teamsChannels)), base.secrets, base.integrations);
   const log = new NotificationLog(new TenantTable<NotificationRow>(base.storage.table(TABLES.teamsNotifications)));
   const state = new TeamsState(new TenantTable<StateRow>(base.storage.table(TABLES.teamsState)));
-  const snooze = new SnoozeLinks(base.signedTokens, state, base.config.publicBaseUrl);
+  const snooze = new SnoozeLinks(state, base.config.publicBaseUrl);
   const limiter = opts.limiter ?? new WebhookRateLimiter();
   const sender = opts.sender ?? new WebhookSender({ limiter, quotaLimiter: new WebhookRateLimiter(FALLBACK_TENANT_WINDOWS) });
   const fallbackUrl = acceptedFallback(base.config.teams.fallbackWebhookUrl, allowLoopback);

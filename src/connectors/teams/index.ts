@@ -7,7 +7,7 @@ export { ChannelStore, TEAMS_INTEGRATION_ID, type Channel } from './channelStore
 export { FALLBACK_CHANNEL, NOTIFICATION_STATUSES, NotificationLog, type NotificationRecord, type NotificationStatus } from './notificationLog';
 export { TeamsState, type TeamsSettings } from './floodControl';
 export { route, KIND_CHANNELS } from './routing';
-export { SnoozeLinks, snoozePage, SNOOZE_PURPOSE } from './snooze';
+export { SnoozeLinks, snoozePage, snoozeConfirmPage, snoozeRefusal, snoozeLinkIdSchema, snoozeParamsSchema, SnoozeLinkError, SNOOZE_LINK_TTL_SECONDS } from './snooze';
 export { WebhookSender, WebhookRateLimiter, WebhookPostError, RateLimitWaitError, TEAMS_WEBHOOK_WINDOWS } from './sender';
 export { parseWebhookUrl, InvalidWebhookUrlError } from './webhookUrl';
 export {

@@ -7,7 +7,6 @@ import type { StateRow } from '../../../../src/connectors/teams/floodControl';
 import type { NotificationRow } from '../../../../src/connectors/teams/notificationLog';
 import type { NotifyDeps } from '../../../../src/connectors/teams/notify';
 import { Logger } from '../../../../src/platform/logging';
-import { SignedTokens } from '../../../../src/platform/signedTokens';
 import { LocalSecretStore } from '../../../../src/secrets/localSecretStore';
 import { IntegrationsRepository, ProcessedStore, QueueSender, TABLES, TenantTable, tenantId, type ProcessedRow, type TenantId } from '../../../../src/storage';
 import { startFakeTeams, type FakeTeams } from '../../../fakes/teams';
@@ -44,7 +43,7 @@ function deps(sender: WebhookSender): DeliverDeps & NotifyDeps {
     channels: new ChannelStore(new TenantTable<ChannelRow>(az.clients.table(TABLES.teamsChannels)), secrets, new IntegrationsRepository(new TenantTable(az.clients.table(TABLES.integrations)))),
     log: new NotificationLog(new TenantTable<NotificationRow>(az.clients.table(TABLES.teamsNotifications))),
     state,
-    snooze: new SnoozeLinks(new SignedTokens(secrets, processed), state, 'https://connectors.example.com'),
+    snooze: new SnoozeLinks(state, 'https://connectors.example.com'),
     sender,
     processed,
     queues: new QueueSender(az.clients),
