@@ -37,7 +37,11 @@ export interface AppConfig {
     subscriptionLifetimeMinutes: number;
     app?: { clientId: string; clientSecret: string; homeTenantId?: string };
   };
-  teams: { fallbackWebhookUrl?: string };
+  teams: {
+    fallbackWebhookUrl?: string;
+    /** `TEAMS_ALLOW_LOOPBACK_WEBHOOKS=true`: loopback webhook URLs (a fake Teams) are accepted. Off by default; refused in Azure. */
+    allowLoopbackWebhooks: boolean;
+  };
   logLevel: Env['LOG_LEVEL'];
   /** True when the process runs on the Azure platform (App Service / Functions). */
   runningInAzure: boolean;
@@ -59,7 +63,12 @@ export function parseConfig(source: NodeJS.ProcessEnv): AppConfig {
     // Messages name the setting and the rule, never the value: a malformed secret must not reach a log.
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
   }
-  return toAppConfig(parsed.data);
+  const config = toAppConfig(parsed.data);
+  // An explicit switch, and one that cannot be left on in a deployment by mistake.
+  if (config.teams.allowLoopbackWebhooks && config.runningInAzure) {
+    throw new ConfigError(['TEAMS_ALLOW_LOOPBACK_WEBHOOKS: must not be true when running in Azure (it is for tests and local runs)']);
+  }
+  return config;
 }
 
 function toAppConfig(env: Env): AppConfig {
@@ -109,7 +118,7 @@ function toAppConfig(env: Env): AppConfig {
           }
         : {}),
     },
-    teams: env.TEAMS_WEBHOOK_URL ? { fallbackWebhookUrl: env.TEAMS_WEBHOOK_URL } : {},
+    teams: { ...(env.TEAMS_WEBHOOK_URL ? { fallbackWebhookUrl: env.TEAMS_WEBHOOK_URL } : {}), allowLoopbackWebhooks: env.TEAMS_ALLOW_LOOPBACK_WEBHOOKS === 'true' },
     logLevel: env.LOG_LEVEL,
     runningInAzure,
   };

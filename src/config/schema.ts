@@ -78,6 +78,8 @@ export const envSchema = z
     MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES: blankAsUnset(z.coerce.number().int().min(45).max(10080).default(4230)),
 
     TEAMS_WEBHOOK_URL: optionalUrl('TEAMS_WEBHOOK_URL'),
+    // Loopback (127.0.0.1, localhost, [::1]) Teams webhook URLs, for a fake Teams in tests and local runs only.
+    TEAMS_ALLOW_LOOPBACK_WEBHOOKS: blankAsUnset(z.enum(['true', 'false']).default('false')),
 
     LOG_LEVEL: blankAsUnset(z.enum(['debug', 'info', 'warn', 'error']).default('info')),
 

@@ -1,32 +1,25 @@
 import { app } from '@azure/functions';
-import { z } from 'zod';
-import { getTeamsServices, snoozePage } from '../connectors/teams';
-import { InvalidSignedTokenError } from '../platform/signedTokens';
+import { getTeamsServices, snoozeConfirmPage, snoozeParamsSchema, snoozeRefusal } from '../connectors/teams';
 import { httpHandler } from '../platform/http';
 
 /**
- * The Snooze button of an SLA warning card opens this in a browser. Anonymous: the signed, expiring,
- * single-use token is the authorisation, and names the tenant and ticket.
+ * The Snooze button of an SLA warning card opens this in a browser. Anonymous: the link's random id is
+ * the authorisation (single-use, 24 h, in the tenant's own partition). A GET only shows what the link
+ * would do and a button that POSTs (`teamsSnoozeConfirm`); link previewers and mail scanners GET links,
+ * and that must not snooze.
  */
 app.http('teamsSnooze', {
   methods: ['GET'],
-  route: 'teams/snooze',
+  route: 'teams/snooze/{tenant_id}/{link_id}',
   authLevel: 'anonymous',
-  handler: httpHandler({ auth: 'anonymous', summary: 'Snooze link of an SLA warning card (signed, expiring, single-use token); answers an HTML page', query: z.strictObject({ token: z.string().min(1).max(4096) }) }, async ({ query, services, log }) => {
-    try {
-      const done = await getTeamsServices(services).snooze.redeem(query.token);
-      log.info('ticket snoozed', { tenantId: done.tenant, ticketId: done.ticketId, until: done.until.toISOString() });
-      const page = snoozePage({
-        status: 200,
-        title: 'Snoozed',
-        message: `SLA warnings for ticket ${done.ticketId} are snoozed for ${done.minutes} minutes, until ${done.until.toISOString().slice(0, 16).replace('T', ' ')} UTC. SLA breaches are still posted.`,
-      });
-      return { status: page.status, body: page.body, headers: page.headers };
-    } catch (err) {
-      if (!(err instanceof InvalidSignedTokenError)) throw err;
-      log.warn('snooze link refused', { reason: err.reason });
-      const page = snoozePage({ status: err.reason === 'invalid' || err.reason === 'wrong_purpose' ? 400 : 410, title: 'This snooze link cannot be used', message: err.message });
-      return { status: page.status, body: page.body, headers: page.headers };
-    }
-  }),
+  handler: httpHandler(
+    { auth: 'anonymous', summary: 'Snooze link of an SLA warning card: a confirm page whose button POSTs (a GET never snoozes); answers HTML', params: snoozeParamsSchema },
+    async ({ params, services, log }) => {
+      try {
+        return snoozeConfirmPage(await getTeamsServices(services).snooze.inspect(params.tenant_id, params.link_id));
+      } catch (err) {
+        return snoozeRefusal(err, log);
+      }
+    },
+  ),
 });

@@ -2,9 +2,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { startAzurite, type AzuriteInstance } from '../../runner/azurite';
-import { SignedTokens } from '../../src/platform/signedTokens';
-import { LocalSecretStore } from '../../src/secrets/localSecretStore';
-import { DeploymentState, ProcessedStore, StorageClients, TABLES, TenantTable, type DeploymentRow, type ProcessedRow } from '../../src/storage';
+import { StorageClients, TABLES } from '../../src/storage';
 import { startFakeTeams, officialSchemaAvailable, cardTexts, type FakeTeams, type ReceivedPost } from '../fakes/teams';
 import { apiClient, queueLength, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
 import { TEST_JWT_SECRET, tenantToken } from '../helpers/jwt';
@@ -233,12 +231,17 @@ describe('Teams notifications end to end', () => {
       expect(log.notifications).toEqual([]);
     });
 
-    it('a tenant with no channels gets the deployment fallback webhook', async () => {
+    it('a tenant with no channels gets the deployment fallback webhook only once it opted in', async () => {
+      const before = await notify('tenant-nochannels', { kind: 'sla_breach', ticket: ticket('F-0') });
+      expect(before.status).toBe(422);
+      expect((await (await api('teams/channels/tenant-nochannels', { tenant: 'tenant-nochannels' })).json()).fallback).toMatchObject({ available: true, opted_in: false, in_use: false });
+      await putChannels('tenant-nochannels', { settings: { use_fallback: true } });
       const res = await notify('tenant-nochannels', { kind: 'sla_breach', ticket: ticket('F-1') });
       expect(res.body).toMatchObject({ status: 'queued', channel: 'fallback' });
       expect((await cardFor(res.body.notification_id as string)).channel).toBe('fallback');
       const get = await (await api('teams/channels/tenant-nochannels', { tenant: 'tenant-nochannels' })).json();
-      expect(get).toMatchObject({ channels: [], fallback: { available: true, in_use: true, last_post_outcome: 'ok' } });
+      expect(get).toMatchObject({ channels: [], fallback: { available: true, opted_in: true, in_use: true, last_post_outcome: 'ok' }, settings: { use_fallback: true } });
+      expect(fake.accepted('fallback').some((p) => JSON.stringify(p.card).includes('F-0'))).toBe(false);
     });
 
     it('a very long ticket is truncated to fit, never refused', async () => {
@@ -256,26 +259,49 @@ describe('Teams notifications end to end', () => {
       const u = new URL(link);
       return fetch(`${host.url}${u.pathname}${u.search}`);
     };
+    // What the confirm page's form sends: a POST to the same URL, no body.
+    const post = (link: string, headers: Record<string, string>) => {
+      const u = new URL(link);
+      return fetch(`${host.url}${u.pathname}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: '' });
+    };
 
     beforeAll(async () => {
       await putChannels('tenant-s', { channels: [{ name: 'sla-breaches', webhook_url: webhook('s-sla') }], settings: { gather_seconds: 0 } });
     });
 
-    it('the link works once, suppresses the next warning, and never an SLA breach', async () => {
+    it('the link opens a confirm page (a GET snoozes nothing); its button works once, suppresses the next warning, and never an SLA breach', async () => {
       const first = await notify('tenant-s', { kind: 'sla_warning', ticket: ticket('S-1'), time_remaining_minutes: 25 });
       const card = await cardFor(first.body.notification_id as string);
       expect(cardTexts(card.card)).toContain('SLA warning: 25 min left');
       const link = snoozeLinkOf(card);
-      expect(link).toMatch(/^https:\/\/connectors\.example\.com\/api\/teams\/snooze\?token=/);
-      tokens.push(new URL(link).searchParams.get('token') as string);
+      // No token in the query: the tenant and a short random id in the path.
+      expect(link).toMatch(/^https:\/\/connectors\.example\.com\/api\/teams\/snooze\/tenant-s\/[A-Za-z0-9_-]{22}$/);
+      tokens.push(link.split('/').pop() as string);
 
-      const ok = await follow(link);
+      // What a link previewer or mail scanner does: GET, twice. Nothing is snoozed.
+      for (let i = 0; i < 2; i++) {
+        const page = await follow(link);
+        expect(page.status).toBe(200);
+        expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+        expect(page.headers.get('referrer-policy')).toBe('no-referrer');
+        expect(page.headers.get('content-security-policy')).toContain("form-action 'self'");
+        const html = await page.text();
+        expect(html).toMatch(/<form method="post">/);
+        expect(html).toMatch(/Snooze SLA warnings for ticket S-1 for 30 minutes\?/);
+      }
+      const stillWarned = await notify('tenant-s', { kind: 'sla_warning', ticket: ticket('S-1'), time_remaining_minutes: 20 });
+      expect(stillWarned.body.status).not.toBe('suppressed');
+
+      // A cross-site form post (a browser says so) is refused and snoozes nothing.
+      const forgedPost = await post(link, { 'sec-fetch-site': 'cross-site' });
+      expect(forgedPost.status).toBe(403);
+
+      const ok = await post(link, { 'sec-fetch-site': 'same-origin', origin: 'https://connectors.example.com' });
       expect(ok.status).toBe(200);
       expect(ok.headers.get('content-type')).toBe('text/html; charset=utf-8');
-      expect(ok.headers.get('referrer-policy')).toBe('no-referrer');
       expect(await ok.text()).toMatch(/SLA warnings for ticket S-1 are snoozed for 30 minutes/);
 
-      const again = await follow(link);
+      const again = await post(link, {});
       expect(again.status).toBe(410);
       expect(await again.text()).toMatch(/already been used/);
 
@@ -292,31 +318,25 @@ describe('Teams notifications end to end', () => {
       const other = await notify('tenant-s', { kind: 'sla_warning', ticket: ticket('S-2'), time_remaining_minutes: 25 });
       expect(other.body.status).toBe('queued');
       await cardFor(other.body.notification_id as string);
+      // The link id never reached the app's log.
+      expect(host.output()).not.toContain(link.split('/').pop() as string);
     });
 
-    it('an expired link is refused with a page that escapes what it prints', async () => {
-      // Signed with the app's own key, read from the same local secret store, but already expired.
-      const clients = new StorageClients({ kind: 'connectionString', connectionString: azurite.connectionString });
-      const signer = new SignedTokens(
-        new LocalSecretStore({ key: Buffer.from(localKey, 'base64'), directory: secretDir }),
-        new ProcessedStore(new TenantTable<ProcessedRow>(clients.table(TABLES.processed))),
-        new DeploymentState(new TenantTable<DeploymentRow>(clients.table(TABLES.deploymentState))),
-      );
-      const expired = await signer.sign('teams-snooze', 'tenant-s', { tk: 'S-3', n: 'x', m: 30 }, 1);
-      const fresh = await signer.sign('teams-snooze', 'tenant-s', { tk: 'S<img src=x onerror=alert(1)>', n: 'x', m: 30 }, 600);
-      tokens.push(expired, fresh);
-      await new Promise((r) => setTimeout(r, 2_100));
-      const res = await fetch(`${host.url}/api/teams/snooze?token=${encodeURIComponent(expired)}`);
-      expect(res.status).toBe(410);
-      expect(await res.text()).toMatch(/has expired/);
-      const page = await (await fetch(`${host.url}/api/teams/snooze?token=${encodeURIComponent(fresh)}`)).text();
-      expect(page).toContain('S&#60;img src&#61;x onerror&#61;alert(1)&#62;');
-      expect(page).not.toContain('<img');
-      const forged = await fetch(`${host.url}/api/teams/snooze?token=${encodeURIComponent(expired.slice(0, -4) + 'AAAA')}`);
-      expect(forged.status).toBe(400);
-      // The expired link snoozed nothing.
+    it("unknown, malformed and other tenants' link ids are refused with a page, and snooze nothing", async () => {
+      const other = await notify('tenant-s', { kind: 'sla_warning', ticket: ticket('S-3'), time_remaining_minutes: 25 });
+      const link = snoozeLinkOf(await cardFor(other.body.notification_id as string));
+      const id = link.split('/').pop() as string;
+      tokens.push(id);
+      const unknown = await fetch(`${host.url}/api/teams/snooze/tenant-s/${'A'.repeat(22)}`);
+      expect(unknown.status).toBe(404);
+      expect(await unknown.text()).toMatch(/not valid/);
+      expect((await fetch(`${host.url}/api/teams/snooze/tenant-s/short`)).status).toBe(400);
+      // Tenant B's path with tenant A's id: not found there.
+      expect((await fetch(`${host.url}/api/teams/snooze/tenant-b/${id}`, { method: 'POST' })).status).toBe(404);
+      // The old query-token form is gone.
+      expect((await fetch(`${host.url}/api/teams/snooze?token=x`)).status).toBe(404);
       const warn = await notify('tenant-s', { kind: 'sla_warning', ticket: ticket('S-3'), time_remaining_minutes: 5 });
-      expect(warn.body.status).toBe('queued');
+      expect(warn.body.status).not.toBe('suppressed');
     });
   });
 

@@ -167,6 +167,8 @@ export function localAppEnv(opts: { storage: string; secretKey: string; secretDi
     LOCAL_SECRET_DIR: opts.secretDir,
     API_JWT_SECRET: opts.jwtSecret,
     PUBLIC_BASE_URL: opts.publicBaseUrl,
+    // The fakes listen on loopback; the app refuses such webhook URLs unless told.
+    TEAMS_ALLOW_LOOPBACK_WEBHOOKS: 'true',
     KEY_VAULT_URI: undefined,
     API_JWT_JWKS_URI: undefined,
   };

@@ -23,7 +23,12 @@ export interface CardContext {
   createdAt: Date;
   /** Signed link that snoozes this ticket's SLA warnings (SLA warning cards only). */
   snoozeUrl?: string | undefined;
+  /** An earlier attempt may already have shown this card (it was interrupted before its outcome was known). */
+  possibleRepeat?: boolean | undefined;
 }
+
+/** The line a card carries when it may repeat one already in the channel. */
+export const POSSIBLE_REPEAT_TEXT = 'Possible repeat: an interrupted delivery may already have posted this card.';
 
 interface TextLimits {
   title: number;
@@ -162,6 +167,7 @@ function card(spec: CardSpec): AdaptiveCard {
   if (ctx.count > 1) {
     body.push({ type: 'TextBlock', text: `Repeated ${ctx.count} times within ${ctx.windowMinutes} min`, isSubtle: true, size: 'small', wrap: true });
   }
+  if (ctx.possibleRepeat) body.push({ type: 'TextBlock', text: POSSIBLE_REPEAT_TEXT, isSubtle: true, size: 'small', wrap: true });
   return {
     $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
     type: 'AdaptiveCard',

@@ -24,12 +24,13 @@ export async function channelsView(teams: TeamsServices, tenant: TenantId) {
     })),
     fallback: {
       available: teams.fallbackUrl !== undefined,
-      in_use: channels.length === 0 && teams.fallbackUrl !== undefined,
+      opted_in: settings.useFallback,
+      in_use: channels.length === 0 && teams.fallbackUrl !== undefined && settings.useFallback,
       last_post_at: fallback?.lastPostAt ?? null,
       last_post_outcome: fallback?.lastPostOutcome ?? null,
       last_error: fallback?.lastError || null,
     },
-    settings: { flood_window_minutes: settings.floodWindowMinutes, gather_seconds: settings.gatherSeconds },
+    settings: { flood_window_minutes: settings.floodWindowMinutes, gather_seconds: settings.gatherSeconds, use_fallback: settings.useFallback },
   };
 }
 
@@ -41,6 +42,7 @@ export async function putChannels(teams: TeamsServices, tenant: TenantId, body: 
     await teams.state.saveSettings(tenant, {
       ...(body.settings.flood_window_minutes !== undefined ? { floodWindowMinutes: body.settings.flood_window_minutes } : {}),
       ...(body.settings.gather_seconds !== undefined ? { gatherSeconds: body.settings.gather_seconds } : {}),
+      ...(body.settings.use_fallback !== undefined ? { useFallback: body.settings.use_fallback } : {}),
     });
   }
   await teams.channels.syncIntegration(tenant);
@@ -49,7 +51,8 @@ export async function putChannels(teams: TeamsServices, tenant: TenantId, body: 
 
 /** Removes one channel, or all of them, with their webhook URLs in the secret store. */
 export async function removeChannels(teams: TeamsServices, tenant: TenantId, name: z.infer<typeof channelNameSchema> | undefined, log: Logger): Promise<void> {
-  const names = name ? [name] : (await teams.channels.list(tenant)).map((c) => c.name);
+  // With no name: every row, those left half-removed by an earlier failure included.
+  const names = name ? [name] : await teams.channels.names(tenant);
   let removed = 0;
   for (const n of names) if (await teams.channels.delete(tenant, n)) removed++;
   if (name && removed === 0) throw new NotFoundError(`The tenant has no channel ${name}.`);

@@ -11,7 +11,7 @@ import type { DeliverDeps } from './deliver';
 import { TeamsState, type StateRow } from './floodControl';
 import { NotificationLog, type NotificationRow } from './notificationLog';
 import type { NotifyDeps } from './notify';
-import { WebhookRateLimiter, WebhookSender } from './sender';
+import { FALLBACK_TENANT_WINDOWS, WebhookRateLimiter, WebhookSender } from './sender';
 import { SnoozeLinks } from './snooze';
 import { parseWebhookUrl } from './webhookUrl';
 import { cachedDeploymentHealth, rememberDeploymentHealth } from './healthCache';
@@ -24,7 +24,7 @@ export interface TeamsServices {
   snooze: SnoozeLinks;
   limiter: WebhookRateLimiter;
   sender: WebhookSender;
-  /** Loopback webhook URLs (a local fake Teams) are accepted only outside Azure. */
+  /** Loopback webhook URLs (a local fake Teams) are accepted only with `TEAMS_ALLOW_LOOPBACK_WEBHOOKS=true`. */
   allowLoopback: boolean;
   /** The deployment-wide fallback webhook, when configured and an accepted webhook URL. */
   fallbackUrl: string | undefined;
@@ -42,13 +42,13 @@ export function getTeamsServices(base: Services = getServices()): TeamsServices 
 }
 
 export function createTeamsServices(base: Services, opts: { limiter?: WebhookRateLimiter; sender?: WebhookSender } = {}): TeamsServices {
-  const allowLoopback = !base.config.runningInAzure;
+  const allowLoopback = base.config.teams.allowLoopbackWebhooks;
   const channels = new ChannelStore(new TenantTable<ChannelRow>(base.storage.table(TABLES.teamsChannels)), base.secrets, base.integrations);
   const log = new NotificationLog(new TenantTable<NotificationRow>(base.storage.table(TABLES.teamsNotifications)));
   const state = new TeamsState(new TenantTable<StateRow>(base.storage.table(TABLES.teamsState)));
-  const snooze = new SnoozeLinks(base.signedTokens, state, base.config.publicBaseUrl);
+  const snooze = new SnoozeLinks(state, base.config.publicBaseUrl);
   const limiter = opts.limiter ?? new WebhookRateLimiter();
-  const sender = opts.sender ?? new WebhookSender({ limiter });
+  const sender = opts.sender ?? new WebhookSender({ limiter, quotaLimiter: new WebhookRateLimiter(FALLBACK_TENANT_WINDOWS) });
   const fallbackUrl = acceptedFallback(base.config.teams.fallbackWebhookUrl, allowLoopback);
   const teams: TeamsServices = {
     channels,

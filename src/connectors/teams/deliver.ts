@@ -20,6 +20,8 @@ export const MAX_DEQUEUE_COUNT = 5;
 export const PROCESSED_SOURCE = 'teams-card';
 /** Rate-limit key of the deployment's fallback webhook (shared by every tenant that uses it). */
 export const FALLBACK_LIMIT_KEY = 'app-teams-fallback';
+/** Each tenant's own quota on the fallback webhook, so one tenant's volume cannot use up everyone's. */
+export const fallbackQuotaKey = (tenant: TenantId): string => `app-teams-fallback:${tenant}`;
 /** A message put back for later this many times (rate limits) is treated as failed. */
 export const MAX_DEFERRALS = 20;
 /** A claim older than this belongs to an invocation that died (the function timeout is 10 min). */
@@ -44,25 +46,40 @@ export interface DeliverContext {
   dequeueCount: number;
 }
 
-export type DeliverOutcome = 'sent' | 'duplicate' | 'missing' | 'suppressed' | 'deferred' | 'poisoned';
+export type DeliverOutcome = 'sent' | 'duplicate' | 'missing' | 'suppressed' | 'deferred' | 'poisoned' | 'waiting';
+
+/** Delays of a message that found another attempt's claim on its notification: 5 s, doubling, at most 2 min. */
+const WAIT_BASE_SECONDS = 5;
+const WAIT_MAX_SECONDS = 120;
+/** Far more than the waits until a claim goes stale (11 min at these delays is about 10). */
+export const MAX_CLAIM_WAITS = 30;
 
 /**
- * Turns one `teams-cards` message into one card in one channel, at most once per notification:
- * - a claim in `Processed` makes a second delivery of the same message a no-op; it is given back when
- *   the post fails, so the runtime's retry can post;
+ * Turns one `teams-cards` message into one card in one channel:
+ * - a provisional claim in `Processed` stops two copies of the message from posting at the same time;
+ *   it is given back when the post fails (so the runtime's retry can post) and confirmed once the
+ *   notification says `sent`;
+ * - a copy that finds the claim held while the notification is still `queued` cannot tell a live holder
+ *   from a dead one, so it is never completed as a duplicate: it is put back on the queue, delayed, and
+ *   comes back until the holder has finished (then it is a duplicate) or its claim is stale (then it
+ *   takes over and posts);
  * - retryable failures are thrown (the runtime retries, then moves the message to `teams-cards-poison`);
  *   before the last attempt fails, the reason is written to the notification and the channel is marked
  *   failing; a refusal that retrying cannot fix (4xx) goes to the poison queue at once;
  * - a wait for the rate limiter longer than the invocation may take puts the message back, delayed.
+ *
+ * A crash after Teams accepted the post but before `sent` was written cannot be told apart from a crash
+ * before the post: Teams webhooks take no idempotency key and cannot be asked what they showed. The
+ * notification then still says `queued` with an attempt open (`attemptOpen`), and the copy that takes
+ * the stale claim over posts again, with a "possible repeat" line on the card: one repeat per such crash,
+ * flagged, rather than a card that may never have been shown.
  */
 export async function deliverCard(deps: DeliverDeps, msg: CardMessage, ctx: DeliverContext): Promise<DeliverOutcome> {
   const now = deps.now ?? Date.now;
   const log = ctx.log.child({ notificationId: msg.notificationId });
 
-  if (!(await claim(deps, msg, now))) {
-    log.info('duplicate card delivery skipped');
-    return 'duplicate';
-  }
+  const claimed = await claim(deps, msg, log);
+  if (claimed !== 'claimed') return claimed;
   let outcome: DeliverOutcome;
   try {
     outcome = await deliverClaimed(deps, msg, ctx.dequeueCount, log, now);
@@ -73,6 +90,7 @@ export async function deliverCard(deps: DeliverDeps, msg: CardMessage, ctx: Deli
   // Not delivered: give the claim back, so a later copy (a deferred message, or one an operator moves
   // back from the poison queue) can post.
   if (outcome === 'deferred' || outcome === 'poisoned') await release(deps, msg, log);
+  else await deps.processed.confirm(PROCESSED_SOURCE, msg.tenantId, [msg.notificationId]).catch((e: unknown) => log.warn('could not confirm the claim', { error: ensureError(e) }));
   return outcome;
 }
 
@@ -110,8 +128,12 @@ async function deliverClaimed(deps: DeliverDeps, msg: CardMessage, dequeueCount:
   const latest = window && window.latestNotificationId !== id ? await deps.log.get(tenant, window.latestNotificationId) : undefined;
   const facts = latest?.notification.kind === n.kind ? latest.notification : n;
   const count = window?.count ?? 1;
-  const snoozeUrl = facts.kind === 'sla_warning' ? await deps.snooze.link(tenant, facts.ticket.id, id) : undefined;
+  // No snooze link in the shared fallback channel: anyone there could snooze another tenant's ticket.
+  const snoozeUrl = facts.kind === 'sla_warning' && record.channel !== FALLBACK_CHANNEL ? await deps.snooze.link(tenant, facts.ticket.id, id) : undefined;
+  // An earlier attempt started posting and never said how it ended: Teams may already show its card.
+  const possibleRepeat = record.attemptOpen === true;
   const { envelope, bytes, truncated } = buildEnvelope(facts, {
+    possibleRepeat,
     notificationId: id,
     count,
     windowMinutes: settings.floodWindowMinutes,
@@ -120,15 +142,16 @@ async function deliverClaimed(deps: DeliverDeps, msg: CardMessage, dequeueCount:
   });
 
   const attemptsBefore = record.attempts ?? 0;
-  await deps.log.update(tenant, id, { lastAttemptAt: new Date(now()).toISOString() });
+  await deps.log.update(tenant, id, { lastAttemptAt: new Date(now()).toISOString(), attemptOpen: true });
   try {
     const result = await deps.sender.post(target, envelope, {
       onRetry: (attempt, delayMs, reason) => log.info('retrying Teams post', { attempt, delayMs: Math.round(delayMs), reason }),
+      onSlowSlot: (attempt, waitedMs) => log.info('Teams post waited for a rate-limit slot', { attempt, waitedMs }),
     });
     const at = new Date(now());
-    await deps.log.update(tenant, id, { status: 'sent', sentAt: at.toISOString(), count, truncated, attempts: attemptsBefore + result.attempts, reason: '' });
+    await deps.log.update(tenant, id, { status: 'sent', sentAt: at.toISOString(), count, truncated, attempts: attemptsBefore + result.attempts, reason: '', attemptOpen: false, ...(possibleRepeat ? { possibleRepeat } : {}) });
     await recordOutcome(deps, tenant, record, { ok: true, at });
-    log.info('card sent', { channel: record.channel, count, bytes, truncated, attempts: result.attempts, status: result.status });
+    log.info('card sent', { channel: record.channel, count, bytes, truncated, attempts: result.attempts, status: result.status, ...(possibleRepeat ? { possibleRepeat } : {}) });
     return 'sent';
   } catch (err) {
     const waitTooLong = err instanceof RateLimitWaitError || err instanceof RetryAfterTooLongError;
@@ -144,7 +167,7 @@ async function deliverClaimed(deps: DeliverDeps, msg: CardMessage, dequeueCount:
     const reason = describe(err);
     const permanent = (err instanceof WebhookPostError && !err.retryable) || waitTooLong;
     const final = permanent || dequeueCount >= MAX_DEQUEUE_COUNT;
-    await deps.log.update(tenant, id, { attempts: attemptsBefore + attemptsOf(err) });
+    await deps.log.update(tenant, id, { attempts: attemptsBefore + attemptsOf(err), attemptOpen: false });
     await fail(deps, tenant, record, reason, { final, log });
     if (permanent) {
       await toPoison(deps, msg);
@@ -158,24 +181,52 @@ async function release(deps: DeliverDeps, msg: CardMessage, log: Logger): Promis
   await deps.processed.release(PROCESSED_SOURCE, msg.tenantId, msg.notificationId).catch((e: unknown) => log.warn('could not release the claim', { error: ensureError(e) }));
 }
 
-async function claim(deps: DeliverDeps, msg: CardMessage, now: () => number): Promise<boolean> {
-  if (await deps.processed.claim(PROCESSED_SOURCE, msg.tenantId, msg.notificationId)) return true;
-  // Taken over only if the holder must have died: its record still says queued and its attempt is old.
+/**
+ * `claimed`: this invocation may post. Otherwise what became of the message: a duplicate of a finished
+ * notification, or put back for later (`waiting`) because another attempt holds an unconfirmed claim.
+ */
+async function claim(deps: DeliverDeps, msg: CardMessage, log: Logger): Promise<'claimed' | 'duplicate' | 'waiting'> {
+  const held = await deps.processed.claimProvisional(PROCESSED_SOURCE, msg.tenantId, msg.notificationId, { staleAfterMs: STALE_CLAIM_MS });
+  if (held === 'claimed') return 'claimed';
   const record = await deps.log.get(msg.tenantId, msg.notificationId);
-  if (record?.status !== 'queued') return false;
+  if (record?.status !== 'queued') {
+    log.info('duplicate card delivery skipped');
+    return 'duplicate';
+  }
+  if (held === 'done' && isStale(record, deps.now ?? Date.now)) {
+    // A plain claim written before claims were provisional, on a card that never went out: its holder died.
+    await deps.processed.release(PROCESSED_SOURCE, msg.tenantId, msg.notificationId);
+    if ((await deps.processed.claimProvisional(PROCESSED_SOURCE, msg.tenantId, msg.notificationId, { staleAfterMs: STALE_CLAIM_MS })) === 'claimed') return 'claimed';
+  }
+  // Still queued: the holder may be at work, or dead with its post unconfirmed. Come back later; the
+  // copy on the queue is durable before this one is completed (a failed send throws: this one returns).
+  const waits = (msg.claimWaits ?? 0) + 1;
+  if (waits > MAX_CLAIM_WAITS) {
+    await deps.log.update(msg.tenantId, msg.notificationId, { reason: 'another delivery attempt held the card for too long' });
+    await toPoison(deps, msg);
+    log.error('card delivery held by another attempt for too long; moved to poison', { waits });
+    return 'waiting';
+  }
+  const delaySeconds = Math.min(WAIT_MAX_SECONDS, WAIT_BASE_SECONDS * 2 ** (waits - 1));
+  await deps.queues.send(QUEUES.teamsCards, { ...msg, claimWaits: waits }, { visibilityTimeoutSeconds: delaySeconds });
+  log.info('card held by another delivery attempt; retrying later', { waits, delaySeconds });
+  return 'waiting';
+}
+
+function isStale(record: NotificationRecord, now: () => number): boolean {
   const last = Date.parse(record.lastAttemptAt ?? record.createdAt);
-  if (Number.isNaN(last) || now() - last < STALE_CLAIM_MS) return false;
-  await deps.processed.release(PROCESSED_SOURCE, msg.tenantId, msg.notificationId);
-  return deps.processed.claim(PROCESSED_SOURCE, msg.tenantId, msg.notificationId);
+  return !Number.isNaN(last) && now() - last >= STALE_CLAIM_MS;
 }
 
 /** Where to post, or why there is nowhere to post (a reason: nothing a retry can fix). */
 async function resolveTarget(deps: DeliverDeps, tenant: TenantId, record: NotificationRecord): Promise<PostTarget | string> {
   if (record.channel === FALLBACK_CHANNEL) {
     if (!deps.fallbackUrl) return 'the fallback webhook is no longer configured';
+    // Opted out (or never in) since the card was queued: its content must not reach the shared channel.
+    if (!(await deps.state.settings(tenant)).useFallback) return 'the tenant does not use the fallback webhook';
     try {
       const t = parseWebhookUrl(deps.fallbackUrl, { allowLoopback: deps.allowLoopback });
-      return { key: FALLBACK_LIMIT_KEY, url: t.url, kind: t.kind };
+      return { key: FALLBACK_LIMIT_KEY, quotaKey: fallbackQuotaKey(tenant), url: t.url, kind: t.kind };
     } catch {
       return 'the fallback webhook URL is not an accepted Teams webhook URL';
     }

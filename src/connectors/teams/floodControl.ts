@@ -9,12 +9,13 @@ import { DEFAULT_FLOOD_WINDOW_MINUTES, DEFAULT_GATHER_SECONDS, type Notification
  * flood-control windows and snoozes. Every read-modify-write is conditional on the ETag and re-read on a
  * lost race, so two instances handling the same burst still agree on a single card.
  *
- * RowKeys: `settings`, `flood:<kind>:<ticket>`, `snooze:<ticket>`, `fallback`.
+ * RowKeys: `settings`, `flood:<kind>:<ticket>`, `snooze:<ticket>`, `snoozelink:<id>`, `fallback`.
  */
 export interface StateRow extends RowData {
   // settings
   floodWindowMinutes?: number;
   gatherSeconds?: number;
+  useFallback?: boolean;
   // flood window
   windowStart?: number;
   notificationId?: string;
@@ -24,6 +25,12 @@ export interface StateRow extends RowData {
   // snooze
   until?: number;
   snoozedAt?: number;
+  // snooze link
+  linkTicketId?: string;
+  linkNotificationId?: string;
+  linkMinutes?: number;
+  linkExpiresAt?: number;
+  linkUsedAt?: number;
   // fallback webhook status
   lastPostAt?: string;
   lastPostOutcome?: string;
@@ -33,6 +40,8 @@ export interface StateRow extends RowData {
 export interface TeamsSettings {
   floodWindowMinutes: number;
   gatherSeconds: number;
+  /** The tenant opted in to the deployment's fallback webhook (off unless set). */
+  useFallback: boolean;
 }
 
 export type Admission =
@@ -72,6 +81,7 @@ export class TeamsState {
     return {
       floodWindowMinutes: row?.data.floodWindowMinutes ?? DEFAULT_FLOOD_WINDOW_MINUTES,
       gatherSeconds: row?.data.gatherSeconds ?? DEFAULT_GATHER_SECONDS,
+      useFallback: row?.data.useFallback === true,
     };
   }
 
@@ -79,6 +89,7 @@ export class TeamsState {
     const data: Partial<StateRow> = {};
     if (patch.floodWindowMinutes !== undefined) data.floodWindowMinutes = patch.floodWindowMinutes;
     if (patch.gatherSeconds !== undefined) data.gatherSeconds = patch.gatherSeconds;
+    if (patch.useFallback !== undefined) data.useFallback = patch.useFallback;
     if (Object.keys(data).length > 0) await this.table.upsert(partitionKey.tenant(tenant), 'settings', data, 'Merge');
     return this.settings(tenant);
   }
@@ -170,6 +181,33 @@ export class TeamsState {
     const row = await this.table.get(partitionKey.tenant(tenant), `snooze:${escapeKeyPart(ticketId)}`);
     const until = row?.data.until;
     return until !== undefined && until > this.now() ? until : undefined;
+  }
+
+  async createSnoozeLink(tenant: TenantId, id: string, link: { ticketId: string; notificationId: string; minutes: number; expiresAt: number }): Promise<void> {
+    await this.table.create(partitionKey.tenant(tenant), `snoozelink:${id}`, {
+      linkTicketId: link.ticketId,
+      linkNotificationId: link.notificationId,
+      linkMinutes: link.minutes,
+      linkExpiresAt: link.expiresAt,
+    });
+  }
+
+  async snoozeLink(tenant: TenantId, id: string): Promise<{ ticketId: string; minutes: number; expiresAt: number; usedAt: number | undefined; etag: string } | undefined> {
+    const row = await this.table.get(partitionKey.tenant(tenant), `snoozelink:${id}`);
+    const d = row?.data;
+    if (!row || !d || typeof d.linkTicketId !== 'string' || typeof d.linkMinutes !== 'number' || typeof d.linkExpiresAt !== 'number') return undefined;
+    return { ticketId: d.linkTicketId, minutes: d.linkMinutes, expiresAt: d.linkExpiresAt, usedAt: d.linkUsedAt, etag: row.etag };
+  }
+
+  /** Marks a link used, if it is still as read (`etag`); false when another click used it first. */
+  async useSnoozeLink(tenant: TenantId, id: string, etag: string): Promise<boolean> {
+    try {
+      await this.table.update(partitionKey.tenant(tenant), `snoozelink:${id}`, { linkUsedAt: this.now() }, etag, 'Merge');
+      return true;
+    } catch (err) {
+      if (err instanceof PreconditionFailedError) return false;
+      throw err;
+    }
   }
 
   async fallbackStatus(tenant: TenantId): Promise<{ lastPostAt?: string; lastPostOutcome?: string; lastError?: string } | undefined> {

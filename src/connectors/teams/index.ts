@@ -1,13 +1,13 @@
 export { TeamsConnector, getTeamsServices, createTeamsServices, type TeamsServices } from './connector';
 export { acceptNotification, NoChannelError, type NotifyResult } from './notify';
 export { deliverCard, MAX_DEQUEUE_COUNT, type DeliverOutcome } from './deliver';
-export { buildCard, buildEnvelope, toEnvelope, slaWarningCard, slaBreachCard, escalationCard, criticalTicketCard, assignmentCard, MAX_PAYLOAD_BYTES, SNOOZE_MINUTES } from './cards';
+export { buildCard, buildEnvelope, toEnvelope, POSSIBLE_REPEAT_TEXT, slaWarningCard, slaBreachCard, escalationCard, criticalTicketCard, assignmentCard, MAX_PAYLOAD_BYTES, SNOOZE_MINUTES } from './cards';
 export type { AdaptiveCard, MessageEnvelope } from './cardTypes';
 export { ChannelStore, TEAMS_INTEGRATION_ID, type Channel } from './channelStore';
 export { FALLBACK_CHANNEL, NOTIFICATION_STATUSES, NotificationLog, type NotificationRecord, type NotificationStatus } from './notificationLog';
 export { TeamsState, type TeamsSettings } from './floodControl';
 export { route, KIND_CHANNELS } from './routing';
-export { SnoozeLinks, snoozePage, SNOOZE_PURPOSE } from './snooze';
+export { SnoozeLinks, snoozePage, snoozeConfirmPage, snoozeRefusal, snoozeLinkIdSchema, snoozeParamsSchema, SnoozeLinkError, SNOOZE_LINK_TTL_SECONDS } from './snooze';
 export { WebhookSender, WebhookRateLimiter, WebhookPostError, RateLimitWaitError, TEAMS_WEBHOOK_WINDOWS } from './sender';
 export { parseWebhookUrl, InvalidWebhookUrlError } from './webhookUrl';
 export {

@@ -28,6 +28,10 @@ export interface NotificationRow extends RowData {
   floodKey?: string;
   attempts?: number;
   lastAttemptAt?: string;
+  /** Set when a post starts, cleared when its outcome is written: still set after a crash mid-post. */
+  attemptOpen?: boolean;
+  /** The card was posted after an attempt that may already have shown it (flagged on the card). */
+  possibleRepeat?: boolean;
   sentAt?: string;
   /** How many notifications the sent card stood for. */
   count?: number;
@@ -47,6 +51,8 @@ const rowSchema = z.object({
   floodKey: z.string().optional(),
   attempts: z.number().int().optional(),
   lastAttemptAt: z.string().optional(),
+  attemptOpen: z.boolean().optional(),
+  possibleRepeat: z.boolean().optional(),
   sentAt: z.string().optional(),
   count: z.number().int().optional(),
   truncated: z.boolean().optional(),

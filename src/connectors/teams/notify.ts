@@ -14,6 +14,7 @@ export interface NotifyDeps {
   log: NotificationLog;
   state: TeamsState;
   queues: QueueSender;
+  /** The deployment has a fallback webhook; a tenant's notifications use it only if it opted in. */
   fallbackAvailable: boolean;
   now?: () => number;
 }
@@ -47,8 +48,8 @@ export class NoChannelError extends AppError {
  */
 export async function acceptNotification(deps: NotifyDeps, tenant: TenantId, n: Notification, opts: { correlationId: string; log: Logger }): Promise<NotifyResult> {
   const now = deps.now ?? Date.now;
-  const channels = await deps.channels.list(tenant);
-  const target = route(n, channels, deps.fallbackAvailable);
+  const [channels, settings] = await Promise.all([deps.channels.list(tenant), deps.state.settings(tenant)]);
+  const target = route(n, channels, deps.fallbackAvailable && settings.useFallback);
   if (!target) throw new NoChannelError(n);
   const channel = target.to === 'channel' ? target.channel.name : FALLBACK_CHANNEL;
   const id = newNotificationId(now());
@@ -70,7 +71,6 @@ export async function acceptNotification(deps: NotifyDeps, tenant: TenantId, n: 
     }
   }
 
-  const settings = await deps.state.settings(tenant);
   const collapsible = n.kind !== 'sla_breach';
   const admission = collapsible ? await deps.state.admit(tenant, n.kind, floodSubject(n), id, settings.floodWindowMinutes * 60_000) : undefined;
 

@@ -18,7 +18,8 @@ export type Route = { to: 'channel'; channel: Channel } | { to: 'fallback' };
 
 /**
  * The channel a notification goes to: the ticket's team channel when the tenant has one, else the
- * kind's channel. The deployment-wide fallback webhook serves only tenants with no channel at all; a
+ * kind's channel. The deployment-wide fallback webhook serves only tenants with no channel at all that
+ * opted in to it (`fallbackAvailable` is the deployment's fallback and the tenant's opt-in together); a
  * tenant that configured channels but none for this kind gets nothing rather than a card in a channel
  * it did not choose.
  */

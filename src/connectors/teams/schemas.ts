@@ -100,6 +100,12 @@ export const teamsSettingsSchema = z.strictObject({
    * is counted on it rather than silently collapsed after it.
    */
   gather_seconds: z.number().int().min(0).max(300).optional(),
+  /**
+   * Opt in to the deployment's fallback webhook (`TEAMS_WEBHOOK_URL`) while the tenant has no channel of its
+   * own. Off by default: that channel is the operator's, shared with every tenant that opted in, so the
+   * tenant's ticket titles and snooze links are seen there.
+   */
+  use_fallback: z.boolean().optional(),
 });
 
 export const putChannelsSchema = z
@@ -127,5 +133,7 @@ export const cardMessageSchema = z.strictObject({
   correlationId: z.string().max(128).optional(),
   /** Times the message was put back for later because of rate limits. */
   deferrals: z.number().int().min(0).max(1000).optional(),
+  /** Times the message was put back because another attempt held its claim. */
+  claimWaits: z.number().int().min(0).max(1000).optional(),
 });
 export type CardMessage = z.infer<typeof cardMessageSchema>;

@@ -21,6 +21,9 @@ export const TEAMS_WEBHOOK_WINDOWS: ReadonlyArray<{ limit: number; intervalMs: n
   { limit: 3, intervalMs: 1_250 },
 ];
 
+/** A wait for a rate-limit slot at least this long is reported (`onSlowSlot`). */
+const SLOW_SLOT_MS = 2_000;
+
 export type PostFailure = 'throttled' | 'server-error' | 'rejected' | 'network' | 'timeout' | 'unexpected-response';
 
 /** Why a post failed, described without the URL (a credential) or the response body (it may echo the card). */
@@ -90,8 +93,21 @@ export class WebhookRateLimiter {
   }
 }
 
+/**
+ * A tenant's share of the deployment's fallback webhook (which all opted-in tenants share): about a fifth
+ * of each of Teams' windows, so one tenant's flood leaves the rest for the others.
+ */
+export const FALLBACK_TENANT_WINDOWS: ReadonlyArray<{ limit: number; intervalMs: number }> = [
+  { limit: 340, intervalMs: 86_400_000 },
+  { limit: 27, intervalMs: 7_200_000 },
+  { limit: 18, intervalMs: 3_600_000 },
+  { limit: 11, intervalMs: 30_000 },
+];
+
 export interface SenderOptions {
   limiter: WebhookRateLimiter;
+  /** Per-tenant quotas on shared webhooks (targets with a `quotaKey`); taken before the webhook's own slot. */
+  quotaLimiter?: WebhookRateLimiter;
   /** Per HTTP request. Default 10 s. */
   timeoutMs?: number;
   /** Longest wait for a rate-limit slot before giving the message back. Default 45 s. */
@@ -108,12 +124,14 @@ export interface SenderOptions {
 export interface PostTarget {
   /** Rate-limit key: the webhook's secret name, never its URL. */
   key: string;
+  /** On a shared webhook, the key of the tenant's own quota (`SenderOptions.quotaLimiter`). */
+  quotaKey?: string;
   url: string;
   kind: WebhookKind;
 }
 
 export class WebhookSender {
-  readonly #o: Required<Omit<SenderOptions, 'fetch'>> & { fetch: typeof fetch };
+  readonly #o: Required<Omit<SenderOptions, 'fetch' | 'quotaLimiter'>> & { fetch: typeof fetch; quotaLimiter: WebhookRateLimiter | undefined };
 
   constructor(opts: SenderOptions) {
     this.#o = {
@@ -125,6 +143,7 @@ export class WebhookSender {
       maxElapsedMs: 90_000,
       defaultThrottleMs: 1_000,
       ...opts,
+      quotaLimiter: opts.quotaLimiter,
       fetch: opts.fetch ?? ((...args) => fetch(...args)),
     };
   }
@@ -135,13 +154,34 @@ export class WebhookSender {
    * attempt's) or `RateLimitWaitError`. Retrying a post is safe enough here: the caller holds an
    * idempotency claim, and a throttled or failed post was not shown.
    */
-  async post(target: PostTarget, envelope: MessageEnvelope, hooks: { onRetry?: (attempt: number, delayMs: number, reason: RetryReason) => void } = {}): Promise<{ attempts: number; status: number }> {
+  async post(
+    target: PostTarget,
+    envelope: MessageEnvelope,
+    hooks: { onRetry?: (attempt: number, delayMs: number, reason: RetryReason) => void; onSlowSlot?: (attempt: number, waitedMs: number) => void } = {},
+  ): Promise<{ attempts: number; status: number }> {
     const body = JSON.stringify(envelope);
     let attempts = 0;
     const status = await withRetry(
       async () => {
         attempts++;
-        const release = await this.#o.limiter.acquire(target.key, this.#o.maxLimiterWaitMs);
+        const asked = performance.now();
+        // The tenant's quota first: a tenant over its share waits (or is deferred) without holding a place
+        // in the shared webhook's queue, where every other tenant would wait behind it.
+        const quota = this.#o.quotaLimiter && target.quotaKey ? await this.#o.quotaLimiter.acquire(target.quotaKey, this.#o.maxLimiterWaitMs) : undefined;
+        let release: Release;
+        try {
+          release = await this.#o.limiter.acquire(target.key, Math.max(1, Math.floor(this.#o.maxLimiterWaitMs - (performance.now() - asked))));
+        } catch (err) {
+          quota?.();
+          throw err;
+        }
+        const releaseBoth = () => {
+          release();
+          quota?.();
+        };
+        // A wait for a slot is otherwise silent until it ends in a deferral; say so when it was long.
+        const waitedMs = performance.now() - asked;
+        if (waitedMs >= SLOW_SLOT_MS) hooks.onSlowSlot?.(attempts, Math.round(waitedMs));
         try {
           return await this.#once(target, body);
         } catch (err) {
@@ -150,7 +190,7 @@ export class WebhookSender {
           }
           throw err;
         } finally {
-          release();
+          releaseBoth();
         }
       },
       {

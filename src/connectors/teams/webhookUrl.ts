@@ -9,7 +9,8 @@ import type { WebhookKind } from './schemas';
  *   `https://<region>.logic.azure.com/workflows/…` and `https://<env>.environment.api.powerplatform.com/…`
  *   (graph-teams.md §6); `*.powerautomate.com` is accepted for the same service's newer host names.
  * Loopback (`http(s)://127.0.0.1|localhost|[::1]`) is accepted only when the caller says so, which the
- * app does only when it is not running in Azure: that is how local runs and tests reach a fake Teams.
+ * app does only with the explicit, default-off `TEAMS_ALLOW_LOOPBACK_WEBHOOKS=true` (refused in Azure):
+ * that is how local runs and tests reach a fake Teams.
  */
 const HOSTS: ReadonlyArray<{ suffix: string; kind: WebhookKind }> = [
   { suffix: '.webhook.office.com', kind: 'incoming-webhook' },
@@ -42,7 +43,7 @@ export function parseWebhookUrl(raw: string, opts: { allowLoopback: boolean; kin
   if (url.username || url.password) throw new InvalidWebhookUrlError('The webhook URL must not contain credentials before the host.');
   const host = url.hostname.toLowerCase();
   if (LOOPBACK.has(host)) {
-    if (!opts.allowLoopback) throw new InvalidWebhookUrlError('Loopback webhook URLs are accepted only in local development.');
+    if (!opts.allowLoopback) throw new InvalidWebhookUrlError('Loopback webhook URLs are not accepted (TEAMS_ALLOW_LOOPBACK_WEBHOOKS is off).');
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidWebhookUrlError('The webhook URL must be http(s).');
     return { url: url.toString(), kind: opts.kind ?? 'workflows', loopback: true };
   }

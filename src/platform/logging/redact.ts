@@ -70,6 +70,8 @@ const SHAPES: Array<[RegExp, string]> = [
   [/\bBearer\s+[A-Za-z0-9._~+/=-]+/gi, 'Bearer ' + MASK],
   [/\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g, MASK],
   [/([?&](?:code|sig|signature|token|access_token|refresh_token|id_token|client_secret|key|state|validationToken)=)[^&\s"'<>]+/gi, `$1${MASK}`],
+  // The id in a Teams snooze link is its capability (single-use, 24 h).
+  [/(\/api\/teams\/snooze\/[^/\s"'<>?]+\/)[A-Za-z0-9_-]{22}(?![A-Za-z0-9_-])/g, `$1${MASK}`],
   [/\b(AccountKey|SharedAccessKey|SharedAccessSignature|Password|pwd)=[^;\s"']+/gi, `$1=${MASK}`],
   // HubSpot private-app tokens.
   [/\bpat-[a-z0-9]{2,4}-[A-Za-z0-9-]{20,}/g, MASK],

@@ -43,6 +43,8 @@ interface ChannelBehaviour {
   script: Injected[];
   every?: { n: number; response: Injected; seen: number };
   always?: Injected;
+  /** Scripted answers for the cards of one ticket (by the card's "Ticket" fact), in order. */
+  byTicket: Map<string, Injected[]>;
   arrivals: number[];
   violations: number;
 }
@@ -56,6 +58,8 @@ export interface FakeTeams {
   accepted(channel?: string): ReceivedPost[];
   /** Answers the next posts to `channel` with these, in order. */
   inject(channel: string, ...responses: Injected[]): void;
+  /** Answers the next posts to `channel` of cards for `ticketId` (the card's "Ticket" fact) with these, in order. */
+  injectForTicket(channel: string, ticketId: string, ...responses: Injected[]): void;
   /** Answers every `n`-th post to `channel` with `response`. */
   failEvery(channel: string, n: number, response: Injected): void;
   /** Answers every post to `channel` with `response` (undefined: stop). */
@@ -72,7 +76,7 @@ export async function startFakeTeams(): Promise<FakeTeams> {
   const behaviour = (channel: string): ChannelBehaviour => {
     let b = behaviours.get(channel);
     if (!b) {
-      b = { script: [], arrivals: [], violations: 0 };
+      b = { script: [], byTicket: new Map(), arrivals: [], violations: 0 };
       behaviours.set(channel, b);
     }
     return b;
@@ -114,7 +118,7 @@ export async function startFakeTeams(): Promise<FakeTeams> {
       return;
     }
 
-    const injected = b.always ?? b.script.shift() ?? nextEvery(b);
+    const injected = b.always ?? b.script.shift() ?? byTicket(b, raw) ?? nextEvery(b);
     if (injected) {
       const status = injected === '429-body' ? 200 : Number(injected);
       record(status, 'injected');
@@ -152,6 +156,12 @@ export async function startFakeTeams(): Promise<FakeTeams> {
     else res.writeHead(200, { 'content-type': 'text/plain' }).end('1');
   }
 
+  function byTicket(b: ChannelBehaviour, raw: Buffer): Injected | undefined {
+    if (b.byTicket.size === 0) return undefined;
+    const ticket = ticketFact(raw);
+    return ticket === undefined ? undefined : b.byTicket.get(ticket)?.shift();
+  }
+
   function nextEvery(b: ChannelBehaviour): Injected | undefined {
     if (!b.every) return undefined;
     b.every.seen++;
@@ -174,6 +184,10 @@ export async function startFakeTeams(): Promise<FakeTeams> {
     posts: (channel) => posts.filter((p) => channel === undefined || p.channel === channel),
     accepted: (channel) => posts.filter((p) => p.outcome === 'accepted' && (channel === undefined || p.channel === channel)),
     inject: (channel, ...responses) => behaviour(channel).script.push(...responses),
+    injectForTicket: (channel, ticketId, ...responses) => {
+      const b = behaviour(channel);
+      b.byTicket.set(ticketId, [...(b.byTicket.get(ticketId) ?? []), ...responses]);
+    },
     failEvery: (channel, n, response) => {
       behaviour(channel).every = { n, response, seen: 0 };
     },
@@ -202,6 +216,17 @@ function throttled(res: ServerResponse, kind: 'workflows' | 'incoming-webhook', 
     return;
   }
   res.writeHead(Number(what), { 'content-type': 'text/plain' }).end(`injected ${what}`);
+}
+
+/** The value of the card's "Ticket" fact, read leniently (a malformed body has none). */
+function ticketFact(raw: Buffer): string | undefined {
+  try {
+    const env = JSON.parse(raw.toString('utf8')) as { attachments?: Array<{ content?: { body?: Array<{ type?: string; facts?: Array<{ title?: string; value?: string }> }> } }> };
+    const facts = env.attachments?.[0]?.content?.body?.find((e) => e.type === 'FactSet')?.facts;
+    return facts?.find((f) => f.title === 'Ticket')?.value;
+  } catch {
+    return undefined;
+  }
 }
 
 function firstContainerId(card: Record<string, unknown> | undefined): string | undefined {

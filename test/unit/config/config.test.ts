@@ -39,7 +39,7 @@ describe('parseConfig: a valid local environment', () => {
       apiAuth: { kind: 'secret', secret: new TextEncoder().encode(JWT_SECRET), tenantClaim: 'tenant_id' },
       hubspot: { apiBaseUrl: 'https://api.hubapi.com', acceptLegacySignatures: false, privateAppRateLimit: 100, rateWindowMs: 10_000, syncTimeBudgetMs: 480_000 },
       msgraph: { baseUrl: 'https://graph.microsoft.com', authorityHost: 'https://login.microsoftonline.com', subscriptionLifetimeMinutes: 4230 },
-      teams: {},
+      teams: { allowLoopbackWebhooks: false },
       logLevel: 'info',
       runningInAzure: false,
     };
@@ -119,7 +119,7 @@ describe('parseConfig: a valid local environment', () => {
       subscriptionLifetimeMinutes: 10080,
       app: { clientId: 'graph-id', clientSecret: 'graph-secret', homeTenantId: 'home-tenant' },
     });
-    expect(config.teams).toEqual({ fallbackWebhookUrl: 'https://contoso.webhook.office.com/x' });
+    expect(config.teams).toEqual({ fallbackWebhookUrl: 'https://contoso.webhook.office.com/x', allowLoopbackWebhooks: false });
     expect(config.logLevel).toBe('debug');
   });
 
@@ -350,6 +350,14 @@ describe('parseConfig: unset, empty and defaults', () => {
 
   it.each(['WEBSITE_INSTANCE_ID', 'WEBSITE_SITE_NAME', 'CONTAINER_APP_NAME'])('knows it runs in Azure when %s is set', (name) => {
     expect(parseConfig(localEnv({ [name]: 'some-value' })).runningInAzure).toBe(true);
+  });
+
+  it('accepts loopback Teams webhooks only when TEAMS_ALLOW_LOOPBACK_WEBHOOKS is true, and never in Azure', () => {
+    expect(parseConfig(localEnv()).teams.allowLoopbackWebhooks).toBe(false);
+    expect(parseConfig(localEnv({ TEAMS_ALLOW_LOOPBACK_WEBHOOKS: '' })).teams.allowLoopbackWebhooks).toBe(false);
+    expect(parseConfig(localEnv({ TEAMS_ALLOW_LOOPBACK_WEBHOOKS: 'true' })).teams.allowLoopbackWebhooks).toBe(true);
+    expect(settingsNamed(configError(localEnv({ TEAMS_ALLOW_LOOPBACK_WEBHOOKS: 'yes' })))).toEqual(['TEAMS_ALLOW_LOOPBACK_WEBHOOKS']);
+    expect(settingsNamed(configError(localEnv({ TEAMS_ALLOW_LOOPBACK_WEBHOOKS: 'true', WEBSITE_SITE_NAME: 'app' })))).toEqual(['TEAMS_ALLOW_LOOPBACK_WEBHOOKS']);
   });
 
   it('does not think it runs in Azure without those settings', () => {

@@ -61,6 +61,7 @@ export const NOT_SET_IN_AZURE: Readonly<Record<string, string>> = {
   WEBSITE_SITE_NAME: 'provided by the platform',
   CONTAINER_APP_NAME: 'provided by the platform',
   IDENTITY_ENDPOINT: 'provided by the platform',
+  TEAMS_ALLOW_LOOPBACK_WEBHOOKS: 'tests and local runs only (a fake Teams on loopback); the app refuses to start in Azure with it on',
 };
 
 /**

@@ -21,7 +21,7 @@ const ticket = {
   due: '2030-05-01T14:30:00Z',
 };
 const ctx = { notificationId: 'n-8000000000000-abcdefabcdef', count: 1, windowMinutes: 30, createdAt: new Date('2030-05-01T14:00:00Z') };
-const snoozeUrl = 'https://connectors.example.com/api/teams/snooze?token=a.b.c';
+const snoozeUrl = 'https://connectors.example.com/api/teams/snooze/tenant-a/AAAAAAAAAAAAAAAAAAAAAA';
 
 const schemaIt = officialSchemaAvailable() ? it : it.skip;
 if (!officialSchemaAvailable()) {

@@ -1,13 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { ChannelStore, deliverCard, NotificationLog, SnoozeLinks, TeamsState, WebhookRateLimiter, WebhookSender, type Notification } from '../../../../src/connectors/teams';
+import { ChannelStore, deliverCard, POSSIBLE_REPEAT_TEXT, NotificationLog, SnoozeLinks, TeamsState, WebhookRateLimiter, WebhookSender, type Notification } from '../../../../src/connectors/teams';
 import type { ChannelRow } from '../../../../src/connectors/teams/channelStore';
 import type { DeliverDeps } from '../../../../src/connectors/teams/deliver';
 import type { StateRow } from '../../../../src/connectors/teams/floodControl';
 import type { NotificationRow } from '../../../../src/connectors/teams/notificationLog';
 import { Logger } from '../../../../src/platform/logging';
-import { SignedTokens } from '../../../../src/platform/signedTokens';
 import { LocalSecretStore } from '../../../../src/secrets/localSecretStore';
 import { IntegrationsRepository, DeploymentState, ProcessedStore, QueueSender, TABLES, TenantTable, tenantId, type DeploymentRow, type ProcessedRow } from '../../../../src/storage';
 import { startFakeTeams, type FakeTeams } from '../../../fakes/teams';
@@ -35,13 +34,13 @@ const T = tenantId('tenant-d');
 
 function deps(sender: WebhookSender, now?: () => number): DeliverDeps {
   const secrets = new LocalSecretStore({ key: Buffer.alloc(32, 7), directory: dir });
-  const processed = new ProcessedStore(new TenantTable<ProcessedRow>(az.clients.table(TABLES.processed)));
+  const processed = new ProcessedStore(new TenantTable<ProcessedRow>(az.clients.table(TABLES.processed)), now);
   const state = new TeamsState(new TenantTable<StateRow>(az.clients.table(TABLES.teamsState)));
   return {
     channels: new ChannelStore(new TenantTable<ChannelRow>(az.clients.table(TABLES.teamsChannels)), secrets, new IntegrationsRepository(new TenantTable(az.clients.table(TABLES.integrations)))),
     log: new NotificationLog(new TenantTable<NotificationRow>(az.clients.table(TABLES.teamsNotifications))),
     state,
-    snooze: new SnoozeLinks(new SignedTokens(secrets, processed, new DeploymentState(new TenantTable<DeploymentRow>(az.clients.table(TABLES.deploymentState)))), state, 'https://connectors.example.com'),
+    snooze: new SnoozeLinks(state, 'https://connectors.example.com'),
     sender,
     processed,
     queues: new QueueSender(az.clients),
@@ -130,16 +129,52 @@ describe('deliverCard', () => {
     expect((await d.log.get(T, id))?.status).toBe('suppressed');
   });
 
-  it('takes over a claim left by an invocation that died, but not a live one', async () => {
+  it('a redelivery while an unconfirmed claim is held is put back for later, never dropped; once the claim is stale it posts, flagged as a possible repeat', async () => {
     let now = Date.now();
     const d = deps(new WebhookSender({ limiter: new WebhookRateLimiter() }), () => now);
-    const id = await seed(d, 'd-crash', { kind: 'critical_ticket', ticket }, { lastAttemptAt: new Date(now).toISOString() });
-    await d.processed.claim('teams-card', T, id); // the dead invocation's claim
-    expect(await deliverCard(d, { tenantId: T, notificationId: id }, { log, dequeueCount: 2 })).toBe('duplicate');
+    const id = await seed(d, 'd-crash', { kind: 'critical_ticket', ticket });
+    // The invocation that died mid-post: it claimed, opened its attempt, and never wrote the outcome.
+    expect(await d.processed.claimProvisional('teams-card', T, id, { staleAfterMs: 11 * 60_000 })).toBe('claimed');
+    await d.log.update(T, id, { lastAttemptAt: new Date(now).toISOString(), attemptOpen: true });
+
+    const queued = async () => (await az.clients.queue('teams-cards').getProperties()).approximateMessagesCount ?? 0;
+    const before = await queued();
+    expect(await deliverCard(d, { tenantId: T, notificationId: id }, { log, dequeueCount: 2 })).toBe('waiting');
+    expect(fake.posts('d-crash')).toEqual([]);
+    expect((await d.log.get(T, id))?.status).toBe('queued');
+    // The copy that brings it back is on the queue (invisible for its delay, so only counted).
+    expect(await queued()).toBe(before + 1);
+
     now += 12 * 60_000;
-    expect(await deliverCard(d, { tenantId: T, notificationId: id }, { log, dequeueCount: 3 })).toBe('sent');
+    expect(await deliverCard(d, { tenantId: T, notificationId: id, claimWaits: 1 }, { log, dequeueCount: 1 })).toBe('sent');
     expect(fake.accepted('d-crash')).toHaveLength(1);
+    expect(JSON.stringify(fake.accepted('d-crash')[0]?.card)).toContain(POSSIBLE_REPEAT_TEXT);
+    expect(await d.log.get(T, id)).toMatchObject({ status: 'sent', possibleRepeat: true, attemptOpen: false });
+    // Confirmed: any later copy is a duplicate at once.
     expect(await deliverCard(d, { tenantId: T, notificationId: id }, { log, dequeueCount: 1 })).toBe('duplicate');
+    expect(fake.accepted('d-crash')).toHaveLength(1);
+  });
+
+  it('two copies of one message at the same time: one posts, the other waits and then finds it sent; no repeat flag', async () => {
+    const d = deps(new WebhookSender({ limiter: new WebhookRateLimiter() }));
+    const id = await seed(d, 'd-twice', { kind: 'critical_ticket', ticket });
+    const outcomes = await Promise.all([1, 2].map(() => deliverCard(d, { tenantId: T, notificationId: id }, { log, dequeueCount: 1 })));
+    expect(outcomes.sort()).toEqual(['sent', 'waiting']);
+    expect(await deliverCard(d, { tenantId: T, notificationId: id, claimWaits: 1 }, { log, dequeueCount: 1 })).toBe('duplicate');
+    expect(fake.accepted('d-twice')).toHaveLength(1);
+    expect(JSON.stringify(fake.accepted('d-twice')[0]?.card)).not.toContain(POSSIBLE_REPEAT_TEXT);
+    expect(await d.log.get(T, id)).not.toHaveProperty('possibleRepeat');
+  });
+
+  it('a plain claim from before claims were provisional is taken over once stale, not dropped', async () => {
+    let now = Date.now();
+    const d = deps(new WebhookSender({ limiter: new WebhookRateLimiter() }), () => now);
+    const id = await seed(d, 'd-legacy', { kind: 'critical_ticket', ticket }, { lastAttemptAt: new Date(now).toISOString() });
+    await d.processed.claim('teams-card', T, id);
+    expect(await deliverCard(d, { tenantId: T, notificationId: id }, { log, dequeueCount: 2 })).toBe('waiting');
+    now += 12 * 60_000;
+    expect(await deliverCard(d, { tenantId: T, notificationId: id }, { log, dequeueCount: 1 })).toBe('sent');
+    expect(fake.accepted('d-legacy')).toHaveLength(1);
   });
 
   it('a removed channel is a failure nothing can retry: poison, with the reason', async () => {

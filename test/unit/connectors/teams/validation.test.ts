@@ -37,7 +37,7 @@ describe('webhook URLs', () => {
 
   it('accepts loopback only when allowed, and the error never repeats the URL', () => {
     const url = 'http://127.0.0.1:9999/workflows/ops?sig=SECRETSIG';
-    expect(() => ok(url)).toThrow(/only in local development/);
+    expect(() => ok(url)).toThrow(/TEAMS_ALLOW_LOOPBACK_WEBHOOKS is off/);
     try {
       ok(url);
     } catch (err) {
