@@ -56,6 +56,7 @@ export const NOT_SET_IN_AZURE: Readonly<Record<string, string>> = {
   LOCAL_SECRET_KEY: 'local secret store only; Azure sets KEY_VAULT_URI',
   LOCAL_SECRET_DIR: 'local secret store only; Azure sets KEY_VAULT_URI',
   API_JWT_SECRET: 'local HS256 tokens only; Azure verifies against API_JWT_JWKS_URI',
+  API_JWT_TYP: "optional: set it when the issuer stamps a typ (e.g. at+jwt); unset accepts none, JWT or at+jwt",
   WEBSITE_INSTANCE_ID: 'provided by the platform',
   WEBSITE_SITE_NAME: 'provided by the platform',
   CONTAINER_APP_NAME: 'provided by the platform',
