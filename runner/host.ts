@@ -19,6 +19,11 @@ export interface HostOptions {
   functionKey: string;
   /** Accepted everywhere, and required for `authLevel: 'admin'` and the /admin endpoints. */
   masterKey: string;
+  /**
+   * The host's request body cap, `FUNCTIONS_REQUEST_BODY_SIZE_LIMIT` (default 104857600): with HTTP
+   * streams off the host buffers a body before invoking, so this, not the function, bounds its memory.
+   */
+  maxRequestBodyBytes?: number;
   log?: (line: string) => void;
 }
 
@@ -29,7 +34,8 @@ export interface FunctionRow {
   authLevel?: string;
 }
 
-const MAX_BODY_BYTES = 100 * 1024 * 1024;
+/** The Functions host's default `FUNCTIONS_REQUEST_BODY_SIZE_LIMIT`. */
+export const DEFAULT_MAX_REQUEST_BODY_BYTES = 104_857_600;
 
 type Trigger =
   | { kind: 'http'; binding: string; methods: string[]; authLevel: string; route: CompiledRoute }
@@ -169,6 +175,10 @@ export class LocalFunctionHost {
     for (const hook of this.core.hooks.get('appTerminate') ?? []) await hook({ hookData: {} });
   }
 
+  private maxBody(): number {
+    return this.opts.maxRequestBodyBytes ?? DEFAULT_MAX_REQUEST_BODY_BYTES;
+  }
+
   private keyMatches(given: string | null, level: string): boolean {
     if (!given) return false;
     const accepted = level === 'admin' ? [this.opts.masterKey] : [this.opts.functionKey, this.opts.masterKey];
@@ -200,9 +210,9 @@ export class LocalFunctionHost {
       res.writeHead(401).end();
       return;
     }
-    const body = await readBody(req);
+    const body = await readBody(req, this.maxBody());
     if (body === undefined) {
-      res.writeHead(413).end();
+      refuseTooLarge(req, res, this.maxBody());
       return;
     }
     const headers: Record<string, string> = {};
@@ -246,7 +256,11 @@ export class LocalFunctionHost {
         res.writeHead(404).end();
         return;
       }
-      const raw = (await readBody(req)) ?? new Uint8Array();
+      const raw = await readBody(req, this.maxBody());
+      if (raw === undefined) {
+        refuseTooLarge(req, res, this.maxBody());
+        return;
+      }
       const input = raw.length ? ((JSON.parse(Buffer.from(raw).toString('utf8')) as { input?: string }).input ?? '') : '';
       if (f.trigger.kind === 'timer') {
         const timer = this.timers.get(f.reg.metadata.name);
@@ -280,19 +294,43 @@ export class LocalFunctionHost {
   }
 }
 
-function readBody(req: http.IncomingMessage): Promise<Uint8Array | undefined> {
+/**
+ * The body, counted as it arrives whatever Content-Length says (a declared length above the cap is
+ * refused before reading); undefined as soon as it passes `max`, when reading stops: the rest of the
+ * stream is never read, let alone buffered.
+ */
+function readBody(req: http.IncomingMessage, max: number): Promise<Uint8Array | undefined> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > max) return Promise.resolve(undefined);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let tooLarge = false;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY_BYTES) tooLarge = true;
-      else chunks.push(c);
-    });
-    req.on('end', () => resolve(tooLarge ? undefined : new Uint8Array(Buffer.concat(chunks))));
+      if (size <= max) {
+        chunks.push(c);
+        return;
+      }
+      req.off('data', onData);
+      req.pause();
+      chunks.length = 0;
+      resolve(undefined);
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
     req.on('error', reject);
   });
+}
+
+/**
+ * 413 problem JSON, then the connection is closed: the unread remainder of the body is dropped with the
+ * socket instead of being drained (which is what Node does for an unread body on a kept-alive connection).
+ */
+function refuseTooLarge(req: http.IncomingMessage, res: http.ServerResponse, max: number): void {
+  const problem = { type: 'about:blank', title: 'Payload too large', status: 413, detail: `The request body must be at most ${max} bytes.` };
+  res.shouldKeepAlive = false;
+  res.writeHead(413, { 'content-type': 'application/problem+json', connection: 'close' });
+  res.end(JSON.stringify(problem), () => req.socket.destroy());
 }
 
 function writeHttpResponse(res: http.ServerResponse, value: RpcTypedData | null | undefined): void {

@@ -206,6 +206,9 @@ var coreSettings = {
   MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES: msgraphSubscriptionLifetimeMinutes
   LOG_LEVEL: logLevel
   NODE_OPTIONS: nodeHeapOptions[string(instanceMemoryMB)]
+  // The host buffers a request body before invoking (HTTP streams are off): cap it at 2 MiB, above every
+  // route's own limit (1 MiB at most), instead of the default 100 MB (learn.microsoft.com node-http-stream).
+  FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '2097152'
 }
 
 var hubspotOAuthSettings = empty(hubspotClientId) ? {} : {

@@ -82,6 +82,7 @@ export const HOST_SETTINGS: Readonly<Record<string, string>> = {
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Functions host: Entra-authenticated telemetry with the identity',
   AZURE_CLIENT_ID: 'Azure SDK DefaultAzureCredential: which user-assigned identity to use',
   NODE_OPTIONS: "Node.js: the V8 heap sized for the instance's memory (the heap the benchmark measures)",
+  FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: 'Functions host: largest request body it buffers before invoking (the local runner reads it too)',
 };
 
 /** Deprecated on Flex Consumption (functions-app-settings.md#flex-consumption-plan-deprecations) or secret-bearing. */
