@@ -36,6 +36,8 @@ export interface FunctionRow {
 
 /** The Functions host's default `FUNCTIONS_REQUEST_BODY_SIZE_LIMIT`. */
 export const DEFAULT_MAX_REQUEST_BODY_BYTES = 104_857_600;
+/** How long a refused request's socket stays open for its client to read the 413. */
+const REFUSED_SOCKET_LINGER_MS = 2_000;
 
 type Trigger =
   | { kind: 'http'; binding: string; methods: string[]; authLevel: string; route: CompiledRoute }
@@ -300,37 +302,39 @@ export class LocalFunctionHost {
  * stream is never read, let alone buffered.
  */
 function readBody(req: http.IncomingMessage, max: number): Promise<Uint8Array | undefined> {
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > max) return Promise.resolve(undefined);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const onData = (c: Buffer) => {
-      size += c.length;
-      if (size <= max) {
-        chunks.push(c);
-        return;
-      }
+    // Listening marks the request consumed, so Node does not drain (read and drop) what we leave unread.
+    const stop = () => {
       req.off('data', onData);
       req.pause();
       chunks.length = 0;
       resolve(undefined);
     };
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size <= max) chunks.push(c);
+      else stop();
+    };
     req.on('data', onData);
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > max) stop();
     req.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
     req.on('error', reject);
   });
 }
 
 /**
- * 413 problem JSON, then the connection is closed: the unread remainder of the body is dropped with the
- * socket instead of being drained (which is what Node does for an unread body on a kept-alive connection).
+ * 413 problem JSON, and the rest of the body is never read: the request stays paused (the client's
+ * writes stall on full socket buffers) and the socket is destroyed shortly after the answer is out.
+ * Not `Connection: close` with an immediate close: that resets the connection under a client still
+ * writing, which then loses the answer; nor draining, which would read the whole stream after all.
  */
 function refuseTooLarge(req: http.IncomingMessage, res: http.ServerResponse, max: number): void {
   const problem = { type: 'about:blank', title: 'Payload too large', status: 413, detail: `The request body must be at most ${max} bytes.` };
-  res.shouldKeepAlive = false;
-  res.writeHead(413, { 'content-type': 'application/problem+json', connection: 'close' });
-  res.end(JSON.stringify(problem), () => req.socket.destroy());
+  res.writeHead(413, { 'content-type': 'application/problem+json' });
+  res.end(JSON.stringify(problem), () => setTimeout(() => req.socket.destroy(), REFUSED_SOCKET_LINGER_MS).unref());
 }
 
 function writeHttpResponse(res: http.ServerResponse, value: RpcTypedData | null | undefined): void {

@@ -76,7 +76,7 @@ describe('httpHandler body limit', () => {
   const context = () => new InvocationContext({ functionName: 'test', invocationId: 'inv-1' });
 
   it('answers a body past the limit with 413 problem JSON whatever Content-Length says, without calling the route', async () => {
-    for (const headers of [{}, { 'content-length': '12' }]) {
+    for (const headers of [{}, { 'content-length': '12' }] as Array<Record<string, string>>) {
       const request = new HttpRequest({ method: 'POST', url: 'http://localhost/api/x', headers: { 'content-type': 'application/json', ...headers }, body: { string: JSON.stringify({ a: 'x'.repeat(2000) }) } });
       const res = await handler(request, context());
       expect(res.status).toBe(413);
