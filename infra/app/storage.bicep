@@ -27,6 +27,7 @@ var tableNames = [
   'TeamsChannels'
   'TeamsNotifications'
   'TeamsState'
+  'Expiry'
 ]
 
 var queueNames = [

@@ -11,6 +11,8 @@ export {
   escapeKeyPart,
   unescapeKeyPart,
   tenantPartitionRange,
+  expiryHour,
+  expiredHours,
 } from './keys';
 export type { TenantId, IntegrationId, PartitionKey } from './keys';
 export { TenantTable } from './tenantTable';
@@ -21,5 +23,7 @@ export { QueueSender, encodeQueueMessage, tenantMessageSchema, MessageTooLargeEr
 export type { TenantMessage } from './queueSender';
 export { IntegrationsRepository, INTEGRATION_TYPES, INTEGRATION_STATUSES, integrationRowSchema } from './repositories/integrations';
 export type { Integration, IntegrationRow, IntegrationStatus, IntegrationType } from './repositories/integrations';
-export { ProcessedStore, type ProvisionalClaim } from './repositories/processed';
+export { ProcessedStore, processedRetentionMs, PROCESSED_RETENTION_MS, TOKEN_CLAIM_RETENTION_MS, type ProvisionalClaim } from './repositories/processed';
+export { ExpiryIndex } from './expiry';
+export type { ExpiryRow, ExpiringKind, SweepResult } from './expiry';
 export type { ProcessedRow } from './repositories/processed';

@@ -17,6 +17,7 @@ export const TABLES = {
   teamsChannels: 'TeamsChannels',
   teamsNotifications: 'TeamsNotifications',
   teamsState: 'TeamsState',
+  expiry: 'Expiry',
 } as const;
 
 export type TableName = (typeof TABLES)[keyof typeof TABLES];
