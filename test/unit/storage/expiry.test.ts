@@ -5,6 +5,8 @@ import { WEBHOOK_CLAIM_SOURCE, WEBHOOK_CLAIM_STALE_MS } from '../../../src/conne
 import { OAUTH_STATE_TTL_SECONDS } from '../../../src/connectors/hubspot/connect';
 import { PROCESSED_SOURCE } from '../../../src/connectors/teams/deliver';
 import { SNOOZE_LINK_TTL_SECONDS } from '../../../src/connectors/teams/snooze';
+import { TeamsState, type StateRow } from '../../../src/connectors/teams/floodControl';
+import { NotificationLog, type NotificationRow } from '../../../src/connectors/teams/notificationLog';
 import { ExpiryIndex, type ExpiryRow } from '../../../src/storage/expiry';
 import { escapeKeyPart, partitionKey, tenantId } from '../../../src/storage/keys';
 import { processedRetentionMs, ProcessedStore, PROCESSED_RETENTION_MS, type ProcessedRow } from '../../../src/storage/repositories/processed';
@@ -65,7 +67,15 @@ async function world() {
     reads.processed.entities = 0;
     reads.expiry.entities = 0;
   };
-  return { store, index, reads, resetReads, exists, count, setClock: (t: number) => (clock = t), expiryClient };
+  const teamsClient = client(`TeamsState${suffix}`, reads.processed);
+  const logClient = client(`TeamsNotifications${suffix}`, reads.processed);
+  await teamsClient.createTable();
+  await logClient.createTable();
+  const teamsTable = new TenantTable<StateRow>(teamsClient);
+  const logTable = new TenantTable<NotificationRow>(logClient);
+  const teams = new TeamsState(teamsTable, now, index);
+  const log = new NotificationLog(logTable, index);
+  return { store, index, reads, resetReads, exists, count, setClock: (t: number) => (clock = t), expiryClient, teams, teamsTable, log, logTable };
 }
 
 const A = tenantId('tenant-a');
@@ -154,6 +164,46 @@ describe('expired claims are deleted through the expiry index', () => {
     await expect(w.store.claim(WEBHOOK_CLAIM_SOURCE, A, 'orphan')).rejects.toThrow();
     expect(await w.exists(WEBHOOK_CLAIM_SOURCE, A, 'orphan')).toBe(false);
   }, 60_000);
+});
+
+describe('Teams flood, snooze and notification-log rows expire the same way', () => {
+  const row = (createdAt: number): NotificationRow => ({ kind: 'sla_warning', ticketId: 'T-1', channel: 'default', status: 'sent', createdAt: new Date(createdAt).toISOString(), payload: '{}' });
+
+  it('each goes at its own retention, a reopened flood window lives on, and live rows are not read', async () => {
+    const w = await world();
+    const pk = partitionKey.tenant(A);
+    await w.teams.admit(A, 'sla_warning', 'X', 'n-1', 10 * 60_000);
+    await w.teams.admit(A, 'sla_warning', 'Z', 'n-2', 10 * 60_000);
+    await w.teams.snooze(A, 'X', T0 + HOUR);
+    await w.log.create(A, 'n-1', row(T0));
+    // Z's window is opened again 1.5 days later: its row is young again.
+    w.setClock(T0 + 1.5 * DAY);
+    expect(await w.teams.admit(A, 'sla_warning', 'Z', 'n-3', 10 * 60_000)).toMatchObject({ decision: 'new' });
+    // A live window of another ticket, and 50 live log rows.
+    w.setClock(T0 + 1.9 * DAY);
+    await w.teams.admit(A, 'sla_warning', 'Y', 'n-4', 10 * 60_000);
+    for (let i = 0; i < 50; i++) await w.log.create(A, `n-live-${i}`, row(T0 + 1.9 * DAY));
+
+    w.setClock(T0 + 2 * DAY + 2 * HOUR);
+    w.resetReads();
+    const result = await w.index.sweep();
+    // X's flood row and snooze row go; Z's first entry finds it reopened; nothing else is read.
+    expect(result).toMatchObject({ rowsRead: 3, rowsDeleted: 2 });
+    expect(w.reads.processed.entities).toBe(3);
+    expect(await w.teamsTable.get(pk, 'flood:sla_warning:X')).toBeUndefined();
+    expect(await w.teamsTable.get(pk, 'snooze:X')).toBeUndefined();
+    expect(await w.teamsTable.get(pk, 'flood:sla_warning:Z')).toBeDefined();
+    expect(await w.teamsTable.get(pk, 'flood:sla_warning:Y')).toBeDefined();
+    expect(await w.logTable.get(pk, 'n-1')).toBeDefined();
+
+    // The log keeps a notification 30 days; by then every flood row is gone too.
+    w.setClock(T0 + 32 * DAY);
+    await w.index.sweep();
+    expect(await w.logTable.get(pk, 'n-1')).toBeUndefined();
+    expect(await w.logTable.get(pk, 'n-live-0')).toBeUndefined();
+    expect(await w.teamsTable.get(pk, 'flood:sla_warning:Z')).toBeUndefined();
+    expect(await w.teamsTable.get(pk, 'flood:sla_warning:Y')).toBeUndefined();
+  }, 120_000);
 });
 
 describe('retention per row kind', () => {
