@@ -85,6 +85,10 @@ export function cachedHealth(services: Services, opts: { now?: () => number; ttl
       fresh.doneAt = now();
     }),
   };
+  // A computation that failed is not served for a period: the next request tries again.
+  fresh.report.catch(() => {
+    if (caches.get(services) === fresh) caches.delete(services);
+  });
   caches.set(services, fresh);
   return fresh.report;
 }

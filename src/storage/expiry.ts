@@ -29,6 +29,8 @@ export interface ExpiringKind {
 export interface SweepResult {
   /** Index entries read: only those of hours that have passed. */
   entriesRead: number;
+  /** Entries of a kind nobody registered in this process: kept for a run that knows it. */
+  entriesKept: number;
   /** Rows the entries point at, read to check they are still the expired ones. */
   rowsRead: number;
   rowsDeleted: number;
@@ -75,7 +77,7 @@ export class ExpiryIndex {
   async sweep(opts: { maxEntries?: number } = {}): Promise<SweepResult> {
     const max = opts.maxEntries ?? 20_000;
     const now = this.now();
-    const result: SweepResult = { entriesRead: 0, rowsRead: 0, rowsDeleted: 0, entriesDeleted: 0, complete: true };
+    const result: SweepResult = { entriesRead: 0, entriesKept: 0, rowsRead: 0, rowsDeleted: 0, entriesDeleted: 0, complete: true };
     let chunk: { pk: PartitionKey; entries: Array<{ rowKey: string; data: ExpiryRow }> } | undefined;
     for await (const entry of this.table.range(expiredHours(now))) {
       if (result.entriesRead >= max) {
@@ -98,10 +100,13 @@ export class ExpiryIndex {
   async #sweepChunk(indexPk: PartitionKey, entries: Array<{ rowKey: string; data: ExpiryRow }>, now: number, result: SweepResult): Promise<void> {
     const tenant = tenantId(indexPk.slice(indexPk.indexOf(':') + 1));
     const doomed = new Map<string, { kind: ExpiringKind; pk: PartitionKey; rowKeys: string[] }>();
+    // An entry whose kind is not registered here (its owner was not set up in this process) is left for
+    // a run that knows it: dropping it would leave its row for good.
+    const known = entries.filter((e) => this.kinds.has(e.data.kind));
+    result.entriesKept += entries.length - known.length;
     await Promise.all(
-      entries.map(async ({ data }) => {
-        const kind = this.kinds.get(data.kind);
-        if (!kind) return; // A kind this build no longer knows: the entry goes, its row stays.
+      known.map(async ({ data }) => {
+        const kind = this.kinds.get(data.kind) as ExpiringKind;
         const pk = kind.partition(tenant, data.part);
         const row = await kind.table.get(pk, data.rk);
         result.rowsRead++;
@@ -119,9 +124,9 @@ export class ExpiryIndex {
     // Entries go last: a crash before this line leaves them for the next run, which finds the rows gone.
     await this.table.deleteMany(
       indexPk,
-      entries.map((e) => e.rowKey),
+      known.map((e) => e.rowKey),
     );
-    result.entriesDeleted += entries.length;
+    result.entriesDeleted += known.length;
   }
 }
 

@@ -79,6 +79,22 @@ describe('cachedHealth', () => {
     expect(report).toMatchObject({ status: 'unhealthy', checks: { storage: 'down' } });
   });
 
+  it('a computation that failed is not served for the period: the next request computes again', async () => {
+    let creates = 0;
+    registerConnector({
+      name: 'flaky',
+      required: true,
+      create: () => {
+        if (++creates === 1) throw new Error('cannot build the connector');
+        return { name: 'flaky', authenticate: async () => undefined, healthCheck: async () => true };
+      },
+    });
+    const services = { storage: { ping: async () => undefined }, secrets: { healthCheck: async () => true } } as unknown as Services;
+    const now = (): number => 42;
+    await expect(cachedHealth(services, { now })).rejects.toThrow('cannot build the connector');
+    await expect(cachedHealth(services, { now })).resolves.toMatchObject({ status: 'healthy' });
+  });
+
   it('each Services object (instance) has its own cache', async () => {
     const a = world();
     const b = world();

@@ -157,6 +157,17 @@ describe('expired claims are deleted through the expiry index', () => {
     expect(await w.exists(WEBHOOK_CLAIM_SOURCE, A, 'again')).toBe(false);
   }, 60_000);
 
+  it('a process that does not know a row kind keeps its entries for one that does', async () => {
+    const w = await world();
+    await w.store.claim(WEBHOOK_CLAIM_SOURCE, A, 'k-1');
+    w.setClock(T0 + 4 * DAY);
+    const unaware = new ExpiryIndex(new TenantTable<ExpiryRow>(w.expiryClient), () => T0 + 4 * DAY);
+    expect(await unaware.sweep()).toMatchObject({ entriesRead: 1, entriesKept: 1, entriesDeleted: 0, rowsDeleted: 0 });
+    expect(await w.exists(WEBHOOK_CLAIM_SOURCE, A, 'k-1')).toBe(true);
+    expect(await w.index.sweep()).toMatchObject({ entriesRead: 1, entriesKept: 0, rowsDeleted: 1, entriesDeleted: 1 });
+    expect(await w.exists(WEBHOOK_CLAIM_SOURCE, A, 'k-1')).toBe(false);
+  }, 60_000);
+
   it('a claim is entered in the index before the row is written (a crash between leaves no row that never expires)', async () => {
     const w = await world();
     // The index is unwritable: the claim fails before any Processed row exists.
