@@ -19,6 +19,11 @@ export interface HostOptions {
   functionKey: string;
   /** Accepted everywhere, and required for `authLevel: 'admin'` and the /admin endpoints. */
   masterKey: string;
+  /**
+   * The host's request body cap, `FUNCTIONS_REQUEST_BODY_SIZE_LIMIT` (default 104857600): with HTTP
+   * streams off the host buffers a body before invoking, so this, not the function, bounds its memory.
+   */
+  maxRequestBodyBytes?: number;
   log?: (line: string) => void;
 }
 
@@ -29,7 +34,10 @@ export interface FunctionRow {
   authLevel?: string;
 }
 
-const MAX_BODY_BYTES = 100 * 1024 * 1024;
+/** The Functions host's default `FUNCTIONS_REQUEST_BODY_SIZE_LIMIT`. */
+export const DEFAULT_MAX_REQUEST_BODY_BYTES = 104_857_600;
+/** How long a refused request's socket stays open for its client to read the 413. */
+const REFUSED_SOCKET_LINGER_MS = 2_000;
 
 type Trigger =
   | { kind: 'http'; binding: string; methods: string[]; authLevel: string; route: CompiledRoute }
@@ -170,6 +178,10 @@ export class LocalFunctionHost {
     for (const hook of this.core.hooks.get('appTerminate') ?? []) await hook({ hookData: {} });
   }
 
+  private maxBody(): number {
+    return this.opts.maxRequestBodyBytes ?? DEFAULT_MAX_REQUEST_BODY_BYTES;
+  }
+
   private keyMatches(given: string | null, level: string): boolean {
     if (!given) return false;
     const accepted = level === 'admin' ? [this.opts.masterKey] : [this.opts.functionKey, this.opts.masterKey];
@@ -201,9 +213,9 @@ export class LocalFunctionHost {
       res.writeHead(401).end();
       return;
     }
-    const body = await readBody(req);
+    const body = await readBody(req, this.maxBody());
     if (body === undefined) {
-      res.writeHead(413).end();
+      refuseTooLarge(req, res, this.maxBody());
       return;
     }
     const headers: Record<string, string> = {};
@@ -247,7 +259,11 @@ export class LocalFunctionHost {
         res.writeHead(404).end();
         return;
       }
-      const raw = (await readBody(req)) ?? new Uint8Array();
+      const raw = await readBody(req, this.maxBody());
+      if (raw === undefined) {
+        refuseTooLarge(req, res, this.maxBody());
+        return;
+      }
       const input = raw.length ? ((JSON.parse(Buffer.from(raw).toString('utf8')) as { input?: string }).input ?? '') : '';
       if (f.trigger.kind === 'timer') {
         const timer = this.timers.get(f.reg.metadata.name);
@@ -287,19 +303,45 @@ export function isDisabled(name: string, env: NodeJS.ProcessEnv = process.env): 
   return key !== undefined && /^(true|1)$/i.test(env[key] ?? '');
 }
 
-function readBody(req: http.IncomingMessage): Promise<Uint8Array | undefined> {
+/**
+ * The body, counted as it arrives whatever Content-Length says (a declared length above the cap is
+ * refused before reading); undefined as soon as it passes `max`, when reading stops: the rest of the
+ * stream is never read, let alone buffered.
+ */
+function readBody(req: http.IncomingMessage, max: number): Promise<Uint8Array | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let tooLarge = false;
-    req.on('data', (c: Buffer) => {
+    // Listening marks the request consumed, so Node does not drain (read and drop) what we leave unread.
+    const stop = () => {
+      req.off('data', onData);
+      req.pause();
+      chunks.length = 0;
+      resolve(undefined);
+    };
+    const onData = (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY_BYTES) tooLarge = true;
-      else chunks.push(c);
-    });
-    req.on('end', () => resolve(tooLarge ? undefined : new Uint8Array(Buffer.concat(chunks))));
+      if (size <= max) chunks.push(c);
+      else stop();
+    };
+    req.on('data', onData);
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > max) stop();
+    req.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
     req.on('error', reject);
   });
+}
+
+/**
+ * 413 problem JSON, and the rest of the body is never read: the request stays paused (the client's
+ * writes stall on full socket buffers) and the socket is destroyed shortly after the answer is out.
+ * Not `Connection: close` with an immediate close: that resets the connection under a client still
+ * writing, which then loses the answer; nor draining, which would read the whole stream after all.
+ */
+function refuseTooLarge(req: http.IncomingMessage, res: http.ServerResponse, max: number): void {
+  const problem = { type: 'about:blank', title: 'Payload too large', status: 413, detail: `The request body must be at most ${max} bytes.` };
+  res.writeHead(413, { 'content-type': 'application/problem+json' });
+  res.end(JSON.stringify(problem), () => setTimeout(() => req.socket.destroy(), REFUSED_SOCKET_LINGER_MS).unref());
 }
 
 function writeHttpResponse(res: http.ServerResponse, value: RpcTypedData | null | undefined): void {

@@ -51,7 +51,15 @@ async function main(): Promise<void> {
 
   const { core, settings } = loadApp(appDir);
   const port = Number(values.port ?? process.env.PORT ?? local?.Host?.LocalHttpPort ?? 7071);
-  const host = new LocalFunctionHost(core, settings, { appDir, port, functionKey, masterKey, hostname: process.env.HOST ?? '127.0.0.1' });
+  const bodyLimit = process.env.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT;
+  const host = new LocalFunctionHost(core, settings, {
+    appDir,
+    port,
+    functionKey,
+    masterKey,
+    hostname: process.env.HOST ?? '127.0.0.1',
+    ...(bodyLimit && /^\d+$/.test(bodyLimit) ? { maxRequestBodyBytes: Number(bodyLimit) } : {}),
+  });
 
   let stopping = false;
   const shutdown = async (code: number) => {

@@ -195,6 +195,7 @@ var coreSettings = {
   API_JWT_ISSUER: apiJwtIssuer
   API_JWT_AUDIENCE: apiJwtAudience
   API_JWT_TENANT_CLAIM: apiJwtTenantClaim
+  API_JWT_MAX_AGE_SECONDS: '86400'
   HUBSPOT_API_BASE_URL: hubspotApiBaseUrl
   HUBSPOT_WEBHOOK_ACCEPT_LEGACY_SIGNATURES: 'false'
   HUBSPOT_PRIVATE_APP_RATE_LIMIT: '100'
@@ -205,6 +206,9 @@ var coreSettings = {
   MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES: msgraphSubscriptionLifetimeMinutes
   LOG_LEVEL: logLevel
   NODE_OPTIONS: nodeHeapOptions[string(instanceMemoryMB)]
+  // The host buffers a request body before invoking (HTTP streams are off): cap it at 2 MiB, above every
+  // route's own limit (1 MiB at most), instead of the default 100 MB (learn.microsoft.com node-http-stream).
+  FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '2097152'
 }
 
 var hubspotOAuthSettings = empty(hubspotClientId) ? {} : {

@@ -38,6 +38,7 @@ var tableNames = [
   'TeamsNotifications'
   'TeamsState'
   'DeploymentState'
+  'Expiry'
 ]
 
 var queueNames = [

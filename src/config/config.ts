@@ -1,4 +1,4 @@
-import { decodeKey256, envSchema, type Env } from './schema';
+import { decodeKey256, envSchema, runsInAzure, type Env } from './schema';
 
 export type StorageConfig =
   | { kind: 'connectionString'; connectionString: string }
@@ -9,8 +9,17 @@ export type SecretStoreConfig =
   | { kind: 'local'; key: Buffer; directory: string };
 
 export type ApiAuthConfig =
-  | { kind: 'secret'; secret: Uint8Array; issuer?: string; audience?: string; tenantClaim: string }
-  | { kind: 'jwks'; jwksUri: string; issuer: string; audience: string; tenantClaim: string };
+  | ({ kind: 'secret'; secret: Uint8Array; issuer?: string; audience?: string } & ApiTokenRules)
+  | ({ kind: 'jwks'; jwksUri: string; issuer: string; audience: string } & ApiTokenRules);
+
+/** What every management API token must satisfy, whichever way it is signed. */
+export interface ApiTokenRules {
+  tenantClaim: string;
+  /** Oldest accepted `iat`, in seconds before now. */
+  maxAgeSeconds: number;
+  /** The exact `typ` header required; unset: absent, `JWT` or `at+jwt`. */
+  typ?: string;
+}
 
 export interface AppConfig {
   storage: StorageConfig;
@@ -72,7 +81,7 @@ export function parseConfig(source: NodeJS.ProcessEnv): AppConfig {
 }
 
 function toAppConfig(env: Env): AppConfig {
-  const runningInAzure = Boolean(env.WEBSITE_INSTANCE_ID || env.WEBSITE_SITE_NAME || env.CONTAINER_APP_NAME);
+  const runningInAzure = runsInAzure(env);
   return {
     storage: storageConfig(env),
     secrets: env.KEY_VAULT_URI
@@ -86,6 +95,8 @@ function toAppConfig(env: Env): AppConfig {
           issuer: env.API_JWT_ISSUER as string,
           audience: env.API_JWT_AUDIENCE as string,
           tenantClaim: env.API_JWT_TENANT_CLAIM,
+          maxAgeSeconds: env.API_JWT_MAX_AGE_SECONDS,
+          ...(env.API_JWT_TYP ? { typ: env.API_JWT_TYP } : {}),
         }
       : {
           kind: 'secret',
@@ -93,6 +104,8 @@ function toAppConfig(env: Env): AppConfig {
           ...(env.API_JWT_ISSUER ? { issuer: env.API_JWT_ISSUER } : {}),
           ...(env.API_JWT_AUDIENCE ? { audience: env.API_JWT_AUDIENCE } : {}),
           tenantClaim: env.API_JWT_TENANT_CLAIM,
+          maxAgeSeconds: env.API_JWT_MAX_AGE_SECONDS,
+          ...(env.API_JWT_TYP ? { typ: env.API_JWT_TYP } : {}),
         },
     hubspot: {
       apiBaseUrl: env.HUBSPOT_API_BASE_URL.replace(/\/+$/, ''),

@@ -31,6 +31,11 @@ const optionalUrl = (what: string) =>
 const blankAsUnset = <S extends z.ZodType>(schema: S) =>
   z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema);
 
+/** True when the process runs on the Azure platform (App Service / Functions / Container Apps). */
+export function runsInAzure(env: { WEBSITE_INSTANCE_ID?: string | undefined; WEBSITE_SITE_NAME?: string | undefined; CONTAINER_APP_NAME?: string | undefined }): boolean {
+  return Boolean(env.WEBSITE_INSTANCE_ID || env.WEBSITE_SITE_NAME || env.CONTAINER_APP_NAME);
+}
+
 /** Raw environment as the Functions host (or our runner) gives it: every value is a string. */
 export const envSchema = z
   .object({
@@ -54,6 +59,13 @@ export const envSchema = z
     API_JWT_ISSUER: optionalString,
     API_JWT_AUDIENCE: optionalString,
     API_JWT_TENANT_CLAIM: blankAsUnset(z.string().trim().min(1).default('tenant_id')),
+    // Tokens older than this (by their required `iat`) are refused whatever their `exp` says: a leaked
+    // long-lived token stops working after at most this long.
+    API_JWT_MAX_AGE_SECONDS: blankAsUnset(z.coerce.number().int().min(60).max(30 * 24 * 3600).default(24 * 3600)),
+    // The `typ` header the issuer stamps (e.g. `at+jwt`, RFC 9068): when set, every token must carry it.
+    // Unset: a token's `typ`, if any, must be `JWT` or `at+jwt`, so other JWTs of the issuer (logout,
+    // DPoP proofs, security events) are not accepted as API tokens.
+    API_JWT_TYP: optionalString,
 
     HUBSPOT_CLIENT_ID: optionalString,
     HUBSPOT_CLIENT_SECRET: optionalString,
@@ -124,6 +136,12 @@ export const envSchema = z
     }
     if (env.API_JWT_SECRET && Buffer.byteLength(env.API_JWT_SECRET, 'utf8') < 32) {
       issue('API_JWT_SECRET', 'must be at least 32 bytes long (HS256)');
+    }
+    // A shared secret is a local convenience; in Azure it must at least be tied to one issuer and one
+    // audience, so a token minted for another service that shares the secret is not accepted here.
+    if (!hasJwks && env.API_JWT_SECRET && runsInAzure(env)) {
+      if (!env.API_JWT_ISSUER) issue('API_JWT_ISSUER', 'is required with API_JWT_SECRET when running in Azure');
+      if (!env.API_JWT_AUDIENCE) issue('API_JWT_AUDIENCE', 'is required with API_JWT_SECRET when running in Azure');
     }
     if (hasJwks) {
       if (!env.API_JWT_ISSUER) issue('API_JWT_ISSUER', 'is required with API_JWT_JWKS_URI');

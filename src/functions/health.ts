@@ -1,5 +1,5 @@
 import { app } from '@azure/functions';
-import { checkHealth } from '../platform/health';
+import { cachedHealth } from '../platform/health';
 import { httpHandler, json } from '../platform/http';
 
 app.http('health', {
@@ -7,7 +7,7 @@ app.http('health', {
   route: 'health',
   authLevel: 'anonymous',
   handler: httpHandler({ auth: 'anonymous' }, async ({ services }) => {
-    const report = await checkHealth(services);
+    const report = await cachedHealth(services);
     return json(report.status === 'healthy' ? 200 : 503, report);
   }),
 });

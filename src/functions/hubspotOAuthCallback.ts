@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { callbackPage, completeAuthorization, getHubSpotServices } from '../connectors/hubspot';
 import { AppError } from '../platform/errors';
 import { InvalidSignedTokenError } from '../platform/signedTokens';
-import { httpHandler } from '../platform/http';
+import { httpHandler, PayloadTooLargeError, readBodyBounded } from '../platform/http';
 import { BrowserBindingError, browserSecretOf, clearedBindingCookie } from '../platform/http/browserBinding';
 
 const MAX_FORM_BYTES = 16 * 1024;
@@ -62,10 +62,14 @@ app.http('hubspotOAuthCallback', {
 async function callbackParams(request: HttpRequest): Promise<Record<string, string>> {
   const out: Record<string, string> = Object.fromEntries(request.query.entries());
   if (request.method !== 'POST') return out;
-  if (Number(request.headers.get('content-length') ?? '0') > MAX_FORM_BYTES) return {};
-  const buf = Buffer.from(await request.arrayBuffer());
-  if (buf.length > MAX_FORM_BYTES) return {};
-  const text = buf.toString('utf8');
+  let text: string;
+  try {
+    text = (await readBodyBounded(request, MAX_FORM_BYTES)).toString('utf8');
+  } catch (err) {
+    // An oversized form has no usable state: the same 400 page as a missing one.
+    if (err instanceof PayloadTooLargeError) return {};
+    throw err;
+  }
   if (/json/i.test(request.headers.get('content-type') ?? '')) {
     try {
       const parsed: unknown = JSON.parse(text);

@@ -1,7 +1,7 @@
 import { app } from '@azure/functions';
 import { fanOut, getHubSpotServices, WEBHOOK_CLAIM_STALE_MS, MAX_WEBHOOK_BODY_BYTES, verifyHubSpotSignature, webhookBatchSchema } from '../connectors/hubspot';
-import { AppError, NotFoundError, ServiceUnavailableError, UnauthorizedError, ValidationError } from '../platform/errors';
-import { httpHandler } from '../platform/http';
+import { NotFoundError, ServiceUnavailableError, UnauthorizedError, ValidationError } from '../platform/errors';
+import { httpHandler, readBodyBounded } from '../platform/http';
 
 /**
  * HubSpot's webhook deliveries. Anonymous; the v3 signature over the exact raw body and the public
@@ -15,9 +15,7 @@ app.http('hubspotWebhook', {
   handler: httpHandler({ auth: 'anonymous', summary: 'HubSpot webhook deliveries (v3 signature); queued per integration, 204' }, async ({ request, services, log, correlationId }) => {
     const secret = services.config.hubspot.oauth?.clientSecret;
     if (!secret) throw new NotFoundError('HubSpot webhooks are not configured in this deployment.');
-    if (Number(request.headers.get('content-length') ?? '0') > MAX_WEBHOOK_BODY_BYTES) throw tooLarge();
-    const body = Buffer.from(await request.arrayBuffer());
-    if (body.length > MAX_WEBHOOK_BODY_BYTES) throw tooLarge();
+    const body = await readBodyBounded(request, MAX_WEBHOOK_BODY_BYTES);
 
     const check = verifyHubSpotSignature({
       method: request.method,
@@ -53,7 +51,3 @@ app.http('hubspotWebhook', {
     return { status: 204 };
   }),
 });
-
-function tooLarge(): AppError {
-  return new AppError({ status: 413, code: 'payload-too-large', title: 'Payload too large', detail: `The body must be at most ${MAX_WEBHOOK_BODY_BYTES} bytes.` });
-}

@@ -51,3 +51,44 @@ export async function checkHealth(services: Services): Promise<HealthReport> {
   const healthy = storage === 'up' && secrets === 'up' && !requiredDown;
   return { status: healthy ? 'healthy' : 'unhealthy', checks: { storage: storage as PartStatus, secrets: secrets as PartStatus, connectors: connectorStatus } };
 }
+
+/**
+ * How long one health report is served before the next request computes a new one. The route is
+ * anonymous: without this, every request costs a Key Vault read, two storage calls and a call to each
+ * connector's API, so a flood of it would throttle Key Vault and storage for every tenant. A part that
+ * goes down shows within this period plus one probe (at most `CHECK_TIMEOUT_MS`).
+ */
+export const HEALTH_CACHE_MS = 5_000;
+
+interface CacheEntry {
+  /** The computation every caller of this period shares (single flight). */
+  report: Promise<HealthReport>;
+  /** When the shared computation finished; undefined while it runs. */
+  doneAt?: number;
+}
+
+// One cache per Services object: one per instance in a deployment (services are a process singleton),
+// and separate ones for the separate fakes of unit tests.
+const caches = new WeakMap<Services, CacheEntry>();
+
+/**
+ * The health report, computed at most once per `HEALTH_CACHE_MS` per instance: concurrent requests
+ * share the one computation in flight, and later ones get its result until it is older than the period.
+ */
+export function cachedHealth(services: Services, opts: { now?: () => number; ttlMs?: number } = {}): Promise<HealthReport> {
+  const now = opts.now ?? Date.now;
+  const ttl = opts.ttlMs ?? HEALTH_CACHE_MS;
+  const entry = caches.get(services);
+  if (entry && (entry.doneAt === undefined || now() - entry.doneAt < ttl)) return entry.report;
+  const fresh: CacheEntry = {
+    report: checkHealth(services).finally(() => {
+      fresh.doneAt = now();
+    }),
+  };
+  // A computation that failed is not served for a period: the next request tries again.
+  fresh.report.catch(() => {
+    if (caches.get(services) === fresh) caches.delete(services);
+  });
+  caches.set(services, fresh);
+  return fresh.report;
+}

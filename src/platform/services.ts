@@ -1,6 +1,6 @@
 import { getConfig, type AppConfig } from '../config';
 import { createSecretStore, type SecretStore } from '../secrets';
-import { DeploymentState, EventDataBlobs, IntegrationsRepository, Leases, ProcessedStore, QueueSender, StorageClients, TABLES, TenantTable, type DeploymentRow, type LeaseRow, type ProcessedRow } from '../storage';
+import { DeploymentState, EventDataBlobs, ExpiryIndex, IntegrationsRepository, Leases, ProcessedStore, QueueSender, StorageClients, TABLES, TenantTable, type DeploymentRow, type ExpiryRow, type LeaseRow, type ProcessedRow } from '../storage';
 import { EngineEventPublisher } from './events';
 import { SignedTokens } from './signedTokens';
 import { ApiAuthenticator } from './http/auth';
@@ -16,6 +16,8 @@ export interface Services {
   auth: ApiAuthenticator;
   integrations: IntegrationsRepository;
   processed: ProcessedStore;
+  /** Where expiring rows (claims, single-use tokens) are entered; the clean-up timer sweeps it. */
+  expiry: ExpiryIndex;
   events: EngineEventPublisher;
   signedTokens: SignedTokens;
 }
@@ -27,7 +29,8 @@ export function createServices(config: AppConfig): Services {
   const storage = new StorageClients(config.storage);
   const queues = new QueueSender(storage);
   const secrets = createSecretStore(config.secrets);
-  const processed = new ProcessedStore(new TenantTable<ProcessedRow>(storage.table(TABLES.processed)));
+  const expiry = new ExpiryIndex(new TenantTable<ExpiryRow>(storage.table(TABLES.expiry)));
+  const processed = new ProcessedStore(new TenantTable<ProcessedRow>(storage.table(TABLES.processed)), Date.now, expiry);
   return {
     config,
     storage,
@@ -37,6 +40,7 @@ export function createServices(config: AppConfig): Services {
     auth: new ApiAuthenticator(config.apiAuth),
     integrations: new IntegrationsRepository(new TenantTable(storage.table(TABLES.integrations))),
     processed,
+    expiry,
     events: new EngineEventPublisher(queues, new EventDataBlobs(storage)),
     signedTokens: new SignedTokens(secrets, processed, new DeploymentState(new TenantTable<DeploymentRow>(storage.table(TABLES.deploymentState)))),
   };

@@ -11,6 +11,8 @@ export {
   escapeKeyPart,
   unescapeKeyPart,
   tenantPartitionRange,
+  expiryHour,
+  expiredHours,
 } from './keys';
 export type { TenantId, IntegrationId, PartitionKey } from './keys';
 export { TenantTable } from './tenantTable';
@@ -22,6 +24,8 @@ export type { TenantMessage, EncodedMessage } from './queueSender';
 export { EventDataBlobs, eventDataBlobName, eventDataDigest, eventDataTenantPrefix } from './eventDataBlobs';
 export { IntegrationsRepository, INTEGRATION_TYPES, INTEGRATION_STATUSES, integrationRowSchema } from './repositories/integrations';
 export type { Integration, IntegrationRow, IntegrationStatus, IntegrationType } from './repositories/integrations';
-export { ProcessedStore, type ProvisionalClaim } from './repositories/processed';
+export { ProcessedStore, processedRetentionMs, PROCESSED_RETENTION_MS, TOKEN_CLAIM_RETENTION_MS, type ProvisionalClaim } from './repositories/processed';
+export { ExpiryIndex } from './expiry';
+export type { ExpiryRow, ExpiringKind, SweepResult } from './expiry';
 export type { ProcessedRow } from './repositories/processed';
 export { DeploymentState, type DeploymentRow } from './repositories/deployment';

@@ -101,7 +101,26 @@ export const partitionKey = {
   deployment(): PartitionKey {
     return 'deployment' as PartitionKey;
   },
+  /**
+   * Expiry index: the rows of one tenant that expire within one UTC hour (`YYYYMMDDHH`). Hour first, so
+   * the clean-up finds every tenant's expired hours with one range over the keys (`expiredHours`); each
+   * partition still holds one tenant's rows only.
+   */
+  expiry(hourBucket: string, t: TenantId): PartitionKey {
+    if (!/^\d{10}$/.test(hourBucket)) throw new InvalidKeyError('expiry bucket must be YYYYMMDDHH');
+    return checkedKey(`${hourBucket}:${t}`) as PartitionKey;
+  },
 };
+
+/** The UTC hour bucket (`YYYYMMDDHH`) of an epoch-ms instant, for `partitionKey.expiry`. */
+export function expiryHour(epochMs: number): string {
+  return new Date(epochMs).toISOString().slice(0, 13).replace(/[-T]/g, '');
+}
+
+/** Bounds of every expiry partition of hours before the one `nowMs` is in: all their rows have expired. */
+export function expiredHours(nowMs: number): { from: string; to: string } {
+  return { from: '0000000000:', to: `${expiryHour(nowMs)}:` };
+}
 
 /**
  * Bounds of every partition that starts with `<tenant>:`, for tenant-wide scans over integration-level

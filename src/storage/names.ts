@@ -18,6 +18,7 @@ export const TABLES = {
   teamsNotifications: 'TeamsNotifications',
   teamsState: 'TeamsState',
   deploymentState: 'DeploymentState',
+  expiry: 'Expiry',
 } as const;
 
 export type TableName = (typeof TABLES)[keyof typeof TABLES];

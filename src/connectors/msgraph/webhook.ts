@@ -1,4 +1,5 @@
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
+import { readBodyBounded } from '../../platform/http/body';
 import type { Logger } from '../../platform/logging';
 import { acceptNotifications, MAX_NOTIFICATION_BYTES, MAX_VALIDATION_TOKEN_LENGTH, type NotificationKind } from './notifications';
 import type { GraphServices } from './services';
@@ -18,13 +19,9 @@ export function validationResponse(request: HttpRequest): HttpResponseInit | und
   };
 }
 
-/** The delivery body as text, or undefined when it is larger than any Graph delivery. */
-async function readNotificationBody(request: HttpRequest): Promise<string | undefined> {
-  const declared = Number(request.headers.get('content-length') ?? '0');
-  if (declared > MAX_NOTIFICATION_BYTES) return undefined;
-  const buf = Buffer.from(await request.arrayBuffer());
-  if (buf.length > MAX_NOTIFICATION_BYTES) return undefined;
-  return buf.toString('utf8');
+/** The delivery body as text; 413 (`PayloadTooLargeError`) when it is larger than any Graph delivery. */
+async function readNotificationBody(request: HttpRequest): Promise<string> {
+  return (await readBodyBounded(request, MAX_NOTIFICATION_BYTES)).toString('utf8');
 }
 
 /**
@@ -35,6 +32,5 @@ export async function receiveNotificationRequest(gs: GraphServices, request: Htt
   const validation = validationResponse(request);
   if (validation) return validation;
   const raw = await readNotificationBody(request);
-  if (raw === undefined) return { status: 413 };
   return { status: (await acceptNotifications(gs, raw, kind, log)).status };
 }

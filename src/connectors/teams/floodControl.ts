@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConflictError, PreconditionFailedError, ServiceUnavailableError } from '../../platform/errors';
 import { escapeKeyPart, partitionKey, type TenantId } from '../../storage/keys';
+import type { ExpiryIndex } from '../../storage/expiry';
 import type { RowData, TenantTable } from '../../storage/tenantTable';
 import { DEFAULT_FLOOD_WINDOW_MINUTES, DEFAULT_GATHER_SECONDS, type NotificationKind } from './schemas';
 
@@ -70,11 +71,34 @@ const floodRowSchema = z.object({
   count: z.number().int(),
 });
 
+/**
+ * Flood and snooze rows are deleted once they can no longer change a decision: a flood window lasts at
+ * most 24 h (`flood_window_minutes` ≤ 1440), so its row goes 2 days after the window opened; a snooze
+ * row goes a day after the snooze ends.
+ */
+export const FLOOD_ROW_RETENTION_MS = 2 * 24 * 3600_000;
+export const SNOOZE_ROW_RETENTION_AFTER_MS = 24 * 3600_000;
+/** A snooze link row is kept this long after the link expired (24 h after it was made), used or not. */
+export const SNOOZE_LINK_ROW_RETENTION_AFTER_MS = 24 * 3600_000;
+const EXPIRY_KIND = 'teams-state';
+
 export class TeamsState {
   constructor(
     private readonly table: TenantTable<StateRow>,
     private readonly now: () => number = Date.now,
-  ) {}
+    private readonly expiry?: ExpiryIndex,
+  ) {
+    expiry?.register(EXPIRY_KIND, {
+      table,
+      partition: (t) => partitionKey.tenant(t),
+      expired: (data, now, part) => {
+        if (part === 'flood') return typeof data.windowStart === 'number' && data.windowStart + FLOOD_ROW_RETENTION_MS <= now;
+        if (part === 'snooze') return typeof data.until === 'number' && data.until + SNOOZE_ROW_RETENTION_AFTER_MS <= now;
+        if (part === 'snoozelink') return typeof data.linkExpiresAt === 'number' && data.linkExpiresAt + SNOOZE_LINK_ROW_RETENTION_AFTER_MS <= now;
+        return false;
+      },
+    });
+  }
 
   async settings(tenant: TenantId): Promise<TeamsSettings> {
     const row = await this.table.get(partitionKey.tenant(tenant), 'settings');
@@ -112,11 +136,13 @@ export class TeamsState {
       const row = await this.table.get(pk, rk);
       try {
         if (!row) {
+          await this.expiry?.schedule(tenant, EXPIRY_KIND, 'flood', rk, now + FLOOD_ROW_RETENTION_MS);
           await this.table.create(pk, rk, fresh as StateRow);
           return { decision: 'new', floodKey: rk };
         }
         const open = floodRowSchema.safeParse(row.data);
         if (!open.success || now >= open.data.windowStart + windowMs) {
+          await this.expiry?.schedule(tenant, EXPIRY_KIND, 'flood', rk, now + FLOOD_ROW_RETENTION_MS);
           await this.table.update(pk, rk, fresh, row.etag, 'Replace');
           return { decision: 'new', floodKey: rk };
         }
@@ -162,10 +188,12 @@ export class TeamsState {
       const row = await this.table.get(pk, rk);
       try {
         if (!row) {
+          await this.expiry?.schedule(tenant, EXPIRY_KIND, 'snooze', rk, until + SNOOZE_ROW_RETENTION_AFTER_MS);
           await this.table.create(pk, rk, { until, snoozedAt: this.now() });
           return until;
         }
         const kept = Math.max(row.data.until ?? 0, until);
+        if (kept !== row.data.until) await this.expiry?.schedule(tenant, EXPIRY_KIND, 'snooze', rk, kept + SNOOZE_ROW_RETENTION_AFTER_MS);
         await this.table.update(pk, rk, { until: kept, snoozedAt: this.now() }, row.etag, 'Merge');
         return kept;
       } catch (err) {
@@ -184,6 +212,8 @@ export class TeamsState {
   }
 
   async createSnoozeLink(tenant: TenantId, id: string, link: { ticketId: string; notificationId: string; minutes: number; expiresAt: number }): Promise<void> {
+    // Entered in the expiry index first, as every claim and state row is: a crash after it leaves no row behind forever.
+    await this.expiry?.schedule(tenant, EXPIRY_KIND, 'snoozelink', `snoozelink:${id}`, link.expiresAt + SNOOZE_LINK_ROW_RETENTION_AFTER_MS);
     await this.table.create(partitionKey.tenant(tenant), `snoozelink:${id}`, {
       linkTicketId: link.ticketId,
       linkNotificationId: link.notificationId,

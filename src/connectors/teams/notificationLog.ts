@@ -3,6 +3,7 @@ import { odata } from '@azure/data-tables';
 import { z } from 'zod';
 import { NotFoundError } from '../../platform/errors';
 import { partitionKey, type TenantId } from '../../storage/keys';
+import type { ExpiryIndex } from '../../storage/expiry';
 import type { RowData, TenantTable } from '../../storage/tenantTable';
 import { NOTIFICATION_KINDS, notificationSchema, type Notification, type NotificationKind } from './schemas';
 
@@ -71,13 +72,30 @@ export function newNotificationId(now: number = Date.now()): string {
 }
 
 /**
+ * How long a notification's record is kept (what `GET /api/teams/notifications` shows): 30 days, far
+ * beyond the 7 days its teams-cards message can live on the queue, so no record goes while in flight.
+ */
+export const NOTIFICATION_LOG_RETENTION_MS = 30 * 24 * 3600_000;
+const EXPIRY_KIND = 'teams-notification';
+
+/**
  * The record of every notification the engine asked for (`TeamsNotifications`, PartitionKey tenant,
  * RowKey notification id): what it was, where it was routed, and what became of it.
  */
 export class NotificationLog {
-  constructor(private readonly table: TenantTable<NotificationRow>) {}
+  constructor(
+    private readonly table: TenantTable<NotificationRow>,
+    private readonly expiry?: ExpiryIndex,
+  ) {
+    expiry?.register(EXPIRY_KIND, {
+      table,
+      partition: (t) => partitionKey.tenant(t),
+      expired: (data, now) => typeof data.createdAt === 'string' && Date.parse(data.createdAt) + NOTIFICATION_LOG_RETENTION_MS <= now,
+    });
+  }
 
   async create(tenant: TenantId, id: string, row: NotificationRow): Promise<void> {
+    await this.expiry?.schedule(tenant, EXPIRY_KIND, '', id, Date.parse(row.createdAt) + NOTIFICATION_LOG_RETENTION_MS);
     await this.table.create(partitionKey.tenant(tenant), id, row);
   }
 

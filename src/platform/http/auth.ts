@@ -11,6 +11,17 @@ export interface Principal {
 const CLOCK_TOLERANCE_S = 60;
 
 /**
+ * Without a pinned `typ`: a token may omit it or say `JWT` / `at+jwt` (RFC 9068), compared as RFC 7515
+ * §4.1.9 says (case-insensitive, an `application/` prefix optional); anything else is a JWT meant for
+ * something other than API access.
+ */
+function acceptedDefaultTyp(typ: string | undefined): boolean {
+  if (typ === undefined) return true;
+  const t = typ.toLowerCase().replace(/^application\//, '');
+  return t === 'jwt' || t === 'at+jwt';
+}
+
+/**
  * Verifies the management API's bearer tokens with jose: HS256 with a shared secret locally, a JWKS
  * (RS256/ES256) in production. The tenant claim must equal the tenant in the path.
  */
@@ -33,15 +44,21 @@ export class ApiAuthenticator {
     try {
       const options = {
         clockTolerance: CLOCK_TOLERANCE_S,
-        requiredClaims: ['exp'],
+        // jose requires `iat` with maxTokenAge and refuses a token issued longer ago (or in the future).
+        requiredClaims: ['exp', 'iat'],
+        maxTokenAge: cfg.maxAgeSeconds,
+        ...(cfg.typ ? { typ: cfg.typ } : {}),
         ...(cfg.issuer ? { issuer: cfg.issuer } : {}),
         ...(cfg.audience ? { audience: cfg.audience } : {}),
       };
-      payload =
+      const verified =
         cfg.kind === 'secret'
-          ? (await jwtVerify(token, cfg.secret, { ...options, algorithms: ['HS256'] })).payload
-          : (await jwtVerify(token, this.#jwks as JWTVerifyGetKey, { ...options, algorithms: ['RS256', 'PS256', 'ES256'] })).payload;
+          ? await jwtVerify(token, cfg.secret, { ...options, algorithms: ['HS256'] })
+          : await jwtVerify(token, this.#jwks as JWTVerifyGetKey, { ...options, algorithms: ['RS256', 'PS256', 'ES256'] });
+      if (!cfg.typ && !acceptedDefaultTyp(verified.protectedHeader.typ)) throw new UnauthorizedError('The token\'s "typ" header is not accepted.');
+      payload = verified.payload;
     } catch (err) {
+      if (err instanceof UnauthorizedError) throw err;
       // The reason is safe to tell (expired, bad signature, wrong audience); the token itself never is.
       const reason = err instanceof joseErrors.JWTExpired ? 'The token has expired.' : err instanceof joseErrors.JWTClaimValidationFailed ? `The token's "${err.claim}" claim is not accepted.` : 'The token is not valid.';
       throw new UnauthorizedError(reason);

@@ -4,6 +4,7 @@ import { ensureError, UnauthorizedError, ValidationError, AppError } from '../er
 import { contextSink, Logger } from '../logging';
 import { getServices, type Services } from '../services';
 import type { Principal } from './auth';
+import { readBodyBounded } from './body';
 import { problemResponse } from './problem';
 
 type Schema<T> = z.ZodType<T, unknown>;
@@ -106,10 +107,7 @@ function parse<T>(schema: Schema<T> | undefined, value: unknown, location: 'path
 }
 
 async function readJson(request: HttpRequest, maxBytes: number): Promise<unknown> {
-  const declared = Number(request.headers.get('content-length') ?? '0');
-  if (declared > maxBytes) throw payloadTooLarge(maxBytes);
-  const buf = Buffer.from(await request.arrayBuffer());
-  if (buf.length > maxBytes) throw payloadTooLarge(maxBytes);
+  const buf = await readBodyBounded(request, maxBytes);
   if (buf.length === 0) throw new ValidationError('A JSON body is required.', [{ location: 'body', path: '', message: 'empty body' }]);
   const type = request.headers.get('content-type') ?? '';
   if (!/^application\/(?:[a-z.+-]*\+|)json\b/i.test(type)) {
@@ -120,10 +118,6 @@ async function readJson(request: HttpRequest, maxBytes: number): Promise<unknown
   } catch {
     throw new ValidationError('The body is not valid JSON.', [{ location: 'body', path: '', message: 'malformed JSON' }]);
   }
-}
-
-function payloadTooLarge(max: number): AppError {
-  return new AppError({ status: 413, code: 'payload-too-large', title: 'Payload too large', detail: `The body must be at most ${max} bytes.` });
 }
 
 /** JSON answer with no-store caching, the default for management responses. */

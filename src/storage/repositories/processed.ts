@@ -1,6 +1,45 @@
 import { ConflictError, NotFoundError, PreconditionFailedError } from '../../platform/errors';
 import { escapeKeyPart, partitionKey, type TenantId } from '../keys';
+import type { ExpiryIndex } from '../expiry';
 import type { TenantTable } from '../tenantTable';
+
+const HOUR = 3600_000;
+const DAY = 24 * HOUR;
+
+/**
+ * How long a claim is kept, per source: longer than anything can bring its id back. After that the row
+ * is deleted (see `ExpiryIndex`), and the same id would be handled again.
+ */
+export const PROCESSED_RETENTION_MS: Readonly<Record<string, number>> = {
+  // HubSpot retries a failed webhook delivery up to 10 times over 24 h (reference/hubspot.md): 3 days.
+  'hubspot-webhook': 3 * DAY,
+  // Graph redelivers a notification for up to 4 h, the graph-notifications queue keeps a message up to
+  // 7 days (its default time-to-live), and a delta resync re-lists mail from the last sync minus an
+  // overlap: 14 days covers all three with a week to spare for a stalled backstop.
+  'msgraph-mail': 14 * DAY,
+  'msgraph-mail-id': 14 * DAY,
+  // The engine's retries of a reply with its idempotency key, and the queue's 7-day time-to-live: 8 days.
+  'msgraph-reply': 8 * DAY,
+  // A card's claim guards one teams-cards message, which lives at most 7 days on the queue: 8 days.
+  'teams-card': 8 * DAY,
+};
+
+/**
+ * Single-use signed tokens (`token-<purpose>`: OAuth states, snooze links) must stay claimed while the
+ * token itself is valid: the longest such token (a snooze link) lives 24 h, plus a day of margin.
+ */
+export const TOKEN_CLAIM_RETENTION_MS = 2 * DAY;
+
+/** Anything not listed: two weeks, the longest of the above. */
+export const DEFAULT_PROCESSED_RETENTION_MS = 14 * DAY;
+
+export function processedRetentionMs(source: string): number {
+  if (source.startsWith('token-')) return TOKEN_CLAIM_RETENTION_MS;
+  return PROCESSED_RETENTION_MS[source] ?? DEFAULT_PROCESSED_RETENTION_MS;
+}
+
+/** The `ExpiryIndex` kind of Processed rows: the entry's part is the source. */
+export const PROCESSED_EXPIRY_KIND = 'processed';
 
 export interface ProcessedRow extends Record<string, string | number | boolean | Date | null | undefined> {
   processedAt: number;
@@ -13,18 +52,28 @@ export type ProvisionalClaim = 'claimed' | 'done' | 'pending';
 
 /**
  * Idempotency keys: every queue delivers at least once, so a consumer records the id of what it handled
- * and skips an id it has seen. Rows carry their age for clean-up.
+ * and skips an id it has seen. Each row is entered in the expiry index before it is written, and deleted
+ * once it is older than its source's retention (`processedRetentionMs`).
  */
 export class ProcessedStore {
   constructor(
     private readonly table: TenantTable<ProcessedRow>,
     private readonly now: () => number = Date.now,
-  ) {}
+    private readonly expiry?: ExpiryIndex,
+  ) {
+    expiry?.register(PROCESSED_EXPIRY_KIND, {
+      table,
+      partition: (t, source) => partitionKey.processed(source, t),
+      expired: (data, now, source) => typeof data.processedAt === 'number' && now - data.processedAt >= processedRetentionMs(source),
+    });
+  }
 
   /** True the first time `(source, tenant, id)` is claimed; false on every later call. */
   async claim(source: string, tenant: TenantId, id: string, note?: string): Promise<boolean> {
     try {
-      await this.table.create(partitionKey.processed(source, tenant), escapeKeyPart(id), { processedAt: this.now(), ...(note ? { note } : {}) });
+      const at = this.now();
+      await this.#scheduleExpiry(source, tenant, id, at);
+      await this.table.create(partitionKey.processed(source, tenant), escapeKeyPart(id), { processedAt: at, ...(note ? { note } : {}) });
       return true;
     } catch (err) {
       if (err instanceof ConflictError) return false;
@@ -44,6 +93,7 @@ export class ProcessedStore {
     const pk = partitionKey.processed(source, tenant);
     const rk = escapeKeyPart(id);
     const row: ProcessedRow = { processedAt: this.now(), pending: true, ...(opts.note ? { note: opts.note } : {}) };
+    await this.#scheduleExpiry(source, tenant, id, row.processedAt);
     try {
       await this.table.create(pk, rk, row);
       return 'claimed';
@@ -78,6 +128,15 @@ export class ProcessedStore {
 
   async seen(source: string, tenant: TenantId, id: string): Promise<boolean> {
     return (await this.table.get(partitionKey.processed(source, tenant), escapeKeyPart(id))) !== undefined;
+  }
+
+  /**
+   * Entered under the hour the row expires in; the same row in the same hour is one entry. A takeover
+   * (a newer `processedAt`) enters it again under its later hour, and the earlier entry finds the row
+   * still young and leaves it.
+   */
+  async #scheduleExpiry(source: string, tenant: TenantId, id: string, at: number): Promise<void> {
+    await this.expiry?.schedule(tenant, PROCESSED_EXPIRY_KIND, source, escapeKeyPart(id), at + processedRetentionMs(source));
   }
 
   /** Gives a claim back (the work it guarded failed and must be retried). */

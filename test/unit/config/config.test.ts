@@ -36,7 +36,7 @@ describe('parseConfig: a valid local environment', () => {
       storage: { kind: 'connectionString', connectionString: DEV_STORAGE },
       secrets: { kind: 'local', key: KEY, directory: '.local-secrets' },
       publicBaseUrl: 'http://localhost:7071',
-      apiAuth: { kind: 'secret', secret: new TextEncoder().encode(JWT_SECRET), tenantClaim: 'tenant_id' },
+      apiAuth: { kind: 'secret', secret: new TextEncoder().encode(JWT_SECRET), tenantClaim: 'tenant_id', maxAgeSeconds: 86_400 },
       hubspot: { apiBaseUrl: 'https://api.hubapi.com', acceptLegacySignatures: false, privateAppRateLimit: 100, rateWindowMs: 10_000, syncTimeBudgetMs: 480_000 },
       msgraph: { baseUrl: 'https://graph.microsoft.com', authorityHost: 'https://login.microsoftonline.com', subscriptionLifetimeMinutes: 4230 },
       teams: { allowLoopbackWebhooks: false },
@@ -104,6 +104,7 @@ describe('parseConfig: a valid local environment', () => {
       issuer: 'https://issuer.example',
       audience: 'api://connectors',
       tenantClaim: 'tid',
+      maxAgeSeconds: 86_400,
     });
     expect(config.hubspot).toEqual({
       apiBaseUrl: 'http://127.0.0.1:9999',
@@ -200,7 +201,7 @@ describe('parseConfig: API auth', () => {
     expect(settingsNamed(configError(localEnv({ API_JWT_SECRET: undefined, API_JWT_JWKS_URI: jwks, API_JWT_AUDIENCE: 'aud' })))).toEqual(['API_JWT_ISSUER']);
 
     const { apiAuth } = parseConfig(localEnv({ API_JWT_SECRET: undefined, API_JWT_JWKS_URI: jwks, API_JWT_ISSUER: 'iss', API_JWT_AUDIENCE: 'aud' }));
-    expect(apiAuth).toEqual({ kind: 'jwks', jwksUri: jwks, issuer: 'iss', audience: 'aud', tenantClaim: 'tenant_id' });
+    expect(apiAuth).toEqual({ kind: 'jwks', jwksUri: jwks, issuer: 'iss', audience: 'aud', tenantClaim: 'tenant_id', maxAgeSeconds: 86_400 });
   });
 
   it('uses JWKS when both a secret and a JWKS URI are set', () => {
@@ -215,6 +216,26 @@ describe('parseConfig: API auth', () => {
     expect(settingsNamed(err)).toEqual(['API_JWT_SECRET']);
     expect(err.message).not.toContain(short);
     expect(parseConfig(localEnv({ API_JWT_SECRET: 'x'.repeat(32) })).apiAuth.kind).toBe('secret');
+  });
+
+  it('HS256 mode in Azure requires an issuer and an audience; locally they stay optional', () => {
+    for (const platform of [{ WEBSITE_INSTANCE_ID: 'abc123' }, { WEBSITE_SITE_NAME: 'itil-next-connectors' }, { CONTAINER_APP_NAME: 'connectors' }]) {
+      expect(settingsNamed(configError(localEnv(platform)))).toEqual(['API_JWT_AUDIENCE', 'API_JWT_ISSUER']);
+      expect(settingsNamed(configError(localEnv({ ...platform, API_JWT_ISSUER: 'https://issuer.example' })))).toEqual(['API_JWT_AUDIENCE']);
+      const config = parseConfig(localEnv({ ...platform, API_JWT_ISSUER: 'https://issuer.example', API_JWT_AUDIENCE: 'api://connectors' }));
+      expect(config.runningInAzure).toBe(true);
+      expect(config.apiAuth).toMatchObject({ kind: 'secret', issuer: 'https://issuer.example', audience: 'api://connectors' });
+    }
+    expect(parseConfig(localEnv()).apiAuth).not.toHaveProperty('issuer');
+  });
+
+  it('reads the maximum token age (default 24 h, bounded) and an optional pinned typ', () => {
+    expect(parseConfig(localEnv()).apiAuth).toMatchObject({ maxAgeSeconds: 86_400 });
+    expect(parseConfig(localEnv({ API_JWT_MAX_AGE_SECONDS: '' })).apiAuth.maxAgeSeconds).toBe(86_400);
+    expect(parseConfig(localEnv({ API_JWT_MAX_AGE_SECONDS: '3600', API_JWT_TYP: 'at+jwt' })).apiAuth).toMatchObject({ maxAgeSeconds: 3600, typ: 'at+jwt' });
+    for (const bad of ['0', '59', 'forever', String(31 * 24 * 3600)]) {
+      expect(settingsNamed(configError(localEnv({ API_JWT_MAX_AGE_SECONDS: bad })))).toEqual(['API_JWT_MAX_AGE_SECONDS']);
+    }
   });
 
   it('rejects a JWKS URI that is not http(s)', () => {
@@ -349,7 +370,7 @@ describe('parseConfig: unset, empty and defaults', () => {
   });
 
   it.each(['WEBSITE_INSTANCE_ID', 'WEBSITE_SITE_NAME', 'CONTAINER_APP_NAME'])('knows it runs in Azure when %s is set', (name) => {
-    expect(parseConfig(localEnv({ [name]: 'some-value' })).runningInAzure).toBe(true);
+    expect(parseConfig(localEnv({ [name]: 'some-value', API_JWT_ISSUER: 'iss', API_JWT_AUDIENCE: 'aud' })).runningInAzure).toBe(true);
   });
 
   it('accepts loopback Teams webhooks only when TEAMS_ALLOW_LOOPBACK_WEBHOOKS is true, and never in Azure', () => {
@@ -357,7 +378,8 @@ describe('parseConfig: unset, empty and defaults', () => {
     expect(parseConfig(localEnv({ TEAMS_ALLOW_LOOPBACK_WEBHOOKS: '' })).teams.allowLoopbackWebhooks).toBe(false);
     expect(parseConfig(localEnv({ TEAMS_ALLOW_LOOPBACK_WEBHOOKS: 'true' })).teams.allowLoopbackWebhooks).toBe(true);
     expect(settingsNamed(configError(localEnv({ TEAMS_ALLOW_LOOPBACK_WEBHOOKS: 'yes' })))).toEqual(['TEAMS_ALLOW_LOOPBACK_WEBHOOKS']);
-    expect(settingsNamed(configError(localEnv({ TEAMS_ALLOW_LOOPBACK_WEBHOOKS: 'true', WEBSITE_SITE_NAME: 'app' })))).toEqual(['TEAMS_ALLOW_LOOPBACK_WEBHOOKS']);
+    // In Azure (issuer and audience given, as HS256 needs there), the setting alone is refused.
+    expect(settingsNamed(configError(localEnv({ TEAMS_ALLOW_LOOPBACK_WEBHOOKS: 'true', WEBSITE_SITE_NAME: 'app', API_JWT_ISSUER: 'https://issuer.example', API_JWT_AUDIENCE: 'connectors' })))).toEqual(['TEAMS_ALLOW_LOOPBACK_WEBHOOKS']);
   });
 
   it('does not think it runs in Azure without those settings', () => {

@@ -57,6 +57,7 @@ export const NOT_SET_IN_AZURE: Readonly<Record<string, string>> = {
   LOCAL_SECRET_KEY: 'local secret store only; Azure sets KEY_VAULT_URI',
   LOCAL_SECRET_DIR: 'local secret store only; Azure sets KEY_VAULT_URI',
   API_JWT_SECRET: 'local HS256 tokens only; Azure verifies against API_JWT_JWKS_URI',
+  API_JWT_TYP: "optional: set it when the issuer stamps a typ (e.g. at+jwt); unset accepts none, JWT or at+jwt",
   WEBSITE_INSTANCE_ID: 'provided by the platform',
   WEBSITE_SITE_NAME: 'provided by the platform',
   CONTAINER_APP_NAME: 'provided by the platform',
@@ -83,6 +84,7 @@ export const HOST_SETTINGS: Readonly<Record<string, string>> = {
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Functions host: Entra-authenticated telemetry with the identity',
   AZURE_CLIENT_ID: 'Azure SDK DefaultAzureCredential: which user-assigned identity to use',
   NODE_OPTIONS: "Node.js: the V8 heap sized for the instance's memory (the heap the benchmark measures)",
+  FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: 'Functions host: largest request body it buffers before invoking (the local runner reads it too)',
 };
 
 /** Deprecated on Flex Consumption (functions-app-settings.md#flex-consumption-plan-deprecations) or secret-bearing. */

@@ -28,12 +28,13 @@ describe('ApiAuthenticator with a JWKS', () => {
 
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
-  const auth = () => new ApiAuthenticator({ kind: 'jwks', jwksUri, issuer: 'https://idp.example/', audience: 'api://connectors', tenantClaim: 'tid' });
+  const auth = () => new ApiAuthenticator({ kind: 'jwks', jwksUri, issuer: 'https://idp.example/', audience: 'api://connectors', tenantClaim: 'tid', maxAgeSeconds: 3600 });
   const sign = (claims: Record<string, unknown>, opts: { key?: CryptoKey; iss?: string; aud?: string; kid?: string } = {}) =>
     new SignJWT(claims)
       .setProtectedHeader({ alg: 'RS256', kid: opts.kid ?? 'k1' })
       .setIssuer(opts.iss ?? 'https://idp.example/')
       .setAudience(opts.aud ?? 'api://connectors')
+      .setIssuedAt()
       .setExpirationTime('5m')
       .sign(opts.key ?? signingKey);
 
@@ -61,5 +62,50 @@ describe('ApiAuthenticator with a JWKS', () => {
     await expect(auth().authenticate(`Bearer ${hs}`)).rejects.toThrow(UnauthorizedError);
     await expect(auth().authenticate(null)).rejects.toThrow(/bearer token is required/);
     await expect(auth().authenticate('Basic abc')).rejects.toThrow(UnauthorizedError);
+  });
+});
+
+/** The token rules every mode shares: `exp` and `iat` required, a maximum age, and the `typ` header. */
+describe('ApiAuthenticator token age and typ (HS256)', () => {
+  const secret = new TextEncoder().encode('s'.repeat(40));
+  const auth = (extra: { typ?: string } = {}) => new ApiAuthenticator({ kind: 'secret', secret, tenantClaim: 'tenant_id', maxAgeSeconds: 3600, ...extra });
+  const now = () => Math.floor(Date.now() / 1000);
+  const sign = (o: { iat?: number | null; exp?: number | null; typ?: string } = {}) => {
+    let jwt = new SignJWT({ tenant_id: 't1' }).setProtectedHeader({ alg: 'HS256', ...(o.typ !== undefined ? { typ: o.typ } : {}) });
+    if (o.iat !== null) jwt = jwt.setIssuedAt(o.iat ?? now());
+    if (o.exp !== null) jwt = jwt.setExpirationTime(o.exp ?? now() + 300);
+    return jwt.sign(secret);
+  };
+
+  it('accepts a fresh token with iat and exp', async () => {
+    await expect(auth().authenticate(`Bearer ${await sign()}`)).resolves.toMatchObject({ tenantId: 't1' });
+  });
+
+  it('refuses a token without iat, without exp, or older than the maximum age even when exp is far away', async () => {
+    await expect(auth().authenticate(`Bearer ${await sign({ iat: null })}`)).rejects.toThrow(/"iat" claim/);
+    await expect(auth().authenticate(`Bearer ${await sign({ exp: null })}`)).rejects.toThrow(/"exp" claim/);
+    const old = await sign({ iat: now() - 3600 - 120, exp: now() + 365 * 24 * 3600 });
+    await expect(auth().authenticate(`Bearer ${old}`)).rejects.toThrow(UnauthorizedError);
+    // Issued in the future (beyond the clock tolerance): refused too.
+    await expect(auth().authenticate(`Bearer ${await sign({ iat: now() + 600 })}`)).rejects.toThrow(UnauthorizedError);
+    // Within the age: accepted.
+    await expect(auth().authenticate(`Bearer ${await sign({ iat: now() - 3000 })}`)).resolves.toMatchObject({ tenantId: 't1' });
+  });
+
+  it('without a pinned typ accepts none, JWT and at+jwt (any case, application/ prefix), and refuses other JWT types', async () => {
+    for (const typ of [undefined, 'JWT', 'jwt', 'at+jwt', 'application/at+JWT']) {
+      await expect(auth().authenticate(`Bearer ${await sign(typ === undefined ? {} : { typ })}`)).resolves.toMatchObject({ tenantId: 't1' });
+    }
+    for (const typ of ['logout+jwt', 'dpop+jwt', 'secevent+jwt', 'JOSE']) {
+      await expect(auth().authenticate(`Bearer ${await sign({ typ })}`)).rejects.toThrow(/"typ"/);
+    }
+  });
+
+  it('with a pinned typ requires exactly it', async () => {
+    const pinned = auth({ typ: 'at+jwt' });
+    await expect(pinned.authenticate(`Bearer ${await sign({ typ: 'at+jwt' })}`)).resolves.toMatchObject({ tenantId: 't1' });
+    await expect(pinned.authenticate(`Bearer ${await sign({ typ: 'application/at+jwt' })}`)).resolves.toMatchObject({ tenantId: 't1' });
+    await expect(pinned.authenticate(`Bearer ${await sign({ typ: 'JWT' })}`)).rejects.toThrow(/"typ"/);
+    await expect(pinned.authenticate(`Bearer ${await sign()}`)).rejects.toThrow(/"typ"/);
   });
 });

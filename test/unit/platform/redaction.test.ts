@@ -83,7 +83,7 @@ describe('redaction on every log path', () => {
     const logged: string[] = [];
     const services = {
       config: { logLevel: 'debug' },
-      auth: new ApiAuthenticator({ kind: 'secret', secret: new TextEncoder().encode(JWT_SECRET), tenantClaim: 'tenant_id' }),
+      auth: new ApiAuthenticator({ kind: 'secret', secret: new TextEncoder().encode(JWT_SECRET), tenantClaim: 'tenant_id', maxAgeSeconds: 3600 }),
     } as unknown as Services;
     const handler = httpHandler(
       { auth: 'tenant', params: z.object({ tenant_id: z.string() }) },
@@ -92,7 +92,7 @@ describe('redaction on every log path', () => {
       },
       () => services,
     );
-    const token = await new SignJWT({ tenant_id: 't1' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode(JWT_SECRET));
+    const token = await new SignJWT({ tenant_id: 't1' }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('5m').sign(new TextEncoder().encode(JWT_SECRET));
     const request = new HttpRequest({
       method: 'POST',
       url: `http://localhost/api/x/t1?code=${PRIVATE_APP_TOKEN}`,
