@@ -7,6 +7,7 @@ import { eventKey, WEBHOOK_CLAIM_SOURCE, WEBHOOK_CLAIM_STALE_MS, webhookClaimId,
 import { ProcessedStore, StorageClients, TABLES, TenantTable, integrationId, partitionKey, tenantId, type ProcessedRow } from '../../src/storage';
 import { startFakeHubSpot, type FakeHubSpot } from '../fakes/hubspot';
 import { TestBrowser } from '../helpers/browser';
+import { checkEngineEventMessage } from '../helpers/engineEvents';
 import { TEST_JWT_SECRET } from '../helpers/jwt';
 import { apiClient, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
 
@@ -89,6 +90,7 @@ describe('HubSpot connector end to end', () => {
       for (const m of res.receivedMessageItems) {
         await q.deleteMessage(m.messageId, m.popReceipt);
         const e = JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')) as CloudEventLike;
+        await checkEngineEventMessage(e);
         if (match(e)) return e;
       }
       if (res.receivedMessageItems.length === 0) await new Promise((r) => setTimeout(r, 250));

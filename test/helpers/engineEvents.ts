@@ -46,6 +46,18 @@ export function assertEngineEvent(event: unknown, resolvedData?: unknown): void 
   }
 }
 
+/**
+ * `assertEngineEvent` for a message read off `engine-events` by any suite: a `dataref` is followed (with
+ * Azurite's well-known account key, as the engine would with its own identity) so the data behind it is
+ * checked too.
+ */
+export async function checkEngineEventMessage(event: unknown): Promise<void> {
+  const dataref = (event as { dataref?: unknown } | null)?.dataref;
+  if (typeof dataref !== 'string') return assertEngineEvent(event);
+  const body = await new BlobClient(dataref, new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY)).downloadToBuffer();
+  assertEngineEvent(event, JSON.parse(body.toString('utf8')));
+}
+
 export interface ReceivedEvent {
   /** The message as it was on the queue (attributes, and `data` or `dataref`). */
   wire: WireCloudEvent;

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
+import { checkEngineEventMessage } from './engineEvents';
 import { tenantToken } from './jwt';
 import { queueTapFile, recordOutput, registerSecret } from './secretScan';
 
@@ -136,6 +137,8 @@ export async function nextMessage(connectionString: string, queue: string, timeo
       await client.deleteMessage(msg.messageId, msg.popReceipt);
       const text = encoding === 'base64' ? Buffer.from(msg.messageText, 'base64').toString('utf8') : msg.messageText;
       recordOutput(`queue-reads-${process.pid}.log`, `${queue}: ${text}\n`);
+      // Every engine event a suite reads must be what asyncapi.json promises.
+      if (queue === 'engine-events') await checkEngineEventMessage(JSON.parse(text));
       return text;
     }
     await new Promise((r) => setTimeout(r, 200));

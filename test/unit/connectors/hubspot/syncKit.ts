@@ -2,6 +2,7 @@ import { Client } from '@hubspot/api-client';
 import type { HubSpotCaller, HubSpotCallStats } from '../../../../src/connectors/hubspot/caller';
 import { SyncEngine, type SyncMessage, type SyncOptions } from '../../../../src/connectors/hubspot';
 import { EngineEventPublisher } from '../../../../src/platform/events';
+import { checkEngineEventMessage } from '../../../helpers/engineEvents';
 import { Logger, type LogSink } from '../../../../src/platform/logging';
 import {
   EventDataBlobs,
@@ -127,7 +128,10 @@ export async function drainQueue(clients: StorageClients, queue: QueueName): Pro
     const res = await q.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
     if (res.receivedMessageItems.length === 0) return out;
     for (const m of res.receivedMessageItems) {
-      out.push(JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')));
+      const message: unknown = JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8'));
+      // Every engine event the sync suites read must be what asyncapi.json promises.
+      if (queue === 'engine-events') await checkEngineEventMessage(message);
+      out.push(message);
       await q.deleteMessage(m.messageId, m.popReceipt);
     }
   }
