@@ -5,6 +5,7 @@
  */
 
 const MASK = '[REDACTED]';
+const SPACE = /\s/;
 const MIN_SECRET_LENGTH = 6;
 
 // Known values are looked up by their first characters while scanning a line once: a regex alternation
@@ -130,7 +131,33 @@ function maskJwts(input: string): string {
   });
 }
 
-const BEARER: [RegExp, string] = [/\bBearer\s+[A-Za-z0-9._~+/=-]+/gi, 'Bearer ' + MASK];
+const BEARER_WORD = /\bBearer\s+/gi;
+const BEARER_TOKEN = /[A-Za-z0-9._~+/=-]+/y;
+
+/**
+ * `Bearer <token>` → `Bearer [REDACTED]`. Scanned match by match instead of one regex so that a repeated
+ * prefix (`Bearer Bearer <token>`, a header built twice) masks the token and not the second word; a
+ * regex for that needs a quantified group holding a quantifier. Each match and each token is read once.
+ */
+function maskBearer(input: string): string {
+  let out = '';
+  let copied = 0;
+  BEARER_WORD.lastIndex = 0;
+  for (let m = BEARER_WORD.exec(input); m; m = BEARER_WORD.exec(input)) {
+    const end = m.index + m[0].length;
+    BEARER_TOKEN.lastIndex = end;
+    const token = BEARER_TOKEN.exec(input);
+    if (!token) continue;
+    // Another `Bearer` followed by whitespace: the secret comes after it, and the next match masks it.
+    const next = input.slice(end, end + 6).toLowerCase() === 'bearer' && token[0].length === 6 && SPACE.test(input.charAt(end + 6));
+    if (next) continue;
+    out += input.slice(copied, m.index) + 'Bearer ' + MASK;
+    copied = end + token[0].length;
+    BEARER_WORD.lastIndex = copied;
+  }
+  return copied === 0 ? input : out + input.slice(copied);
+}
+
 const SHAPES: Array<[RegExp, string]> = [
   [/([?&](?:code|sig|signature|token|access_token|refresh_token|id_token|client_secret|key|state|validationToken)=)[^&\s"'<>]+/gi, `$1${MASK}`],
   [/\b(AccountKey|SharedAccessKey|SharedAccessSignature|Password|pwd)=[^;\s"']+/gi, `$1=${MASK}`],
@@ -141,7 +168,7 @@ const SHAPES: Array<[RegExp, string]> = [
 /** Masks registered values and secret shapes in free text. Linear in the length of `input`. */
 export function redactString(input: string): string {
   // The order of the shapes is the order they always had; each later one sees the earlier masks.
-  let out = maskWebhookUrls(maskKnown(input)).replace(BEARER[0], BEARER[1]);
+  let out = maskBearer(maskWebhookUrls(maskKnown(input)));
   out = maskJwts(out);
   for (const [re, replacement] of SHAPES) out = out.replace(re, replacement);
   return out;
@@ -154,7 +181,6 @@ export function redactString(input: string): string {
  * is never kept where the shapes and the known-value lookup could no longer recognise it.
  */
 export const MAX_FIELD_CHARS = 16 * 1024;
-const SPACE = /\s/;
 
 function bounded(input: string): string {
   if (input.length <= MAX_FIELD_CHARS) return input;
@@ -176,8 +202,9 @@ function redactField(input: string): string {
  * part may be empty, digits at most 6) with at most one lower-to-upper case switch per 5 letters (words
  * in CamelCase have few, random text has many). Anything else (long, base64/hex-like, digits and
  * letters interleaved, random case) is masked, and so is every `code` or `state` in an OAuth context:
- * an object with OAuth siblings (`state`, `redirect_uri`, `grant_type`, ...) or one held under a
- * `query`, `params`, `form`, `searchParams`, `oauth` or `callback` field. A kept code is still redacted
+ * an object holding both `code` and `state`, or an OAuth sibling (`redirect_uri`, `grant_type`, ...),
+ * or one held under a `query`, `params`, `form`, `searchParams`, `oauth` or `callback` field. A
+ * `state` anywhere else (an integration's state) is kept. A kept code is still redacted
  * as text (registered secrets, shapes). OAuth parameters inside URLs and query strings are masked by the
  * query-parameter shape whatever their field.
  */
@@ -187,7 +214,7 @@ const CODE_SEPARATOR = /[-_.:]/;
 const CODE_SEGMENT = /^[A-Za-z]*\d{0,6}$/;
 const CASE_SWITCH = /[a-z][A-Z]/g;
 const LETTER = /[A-Za-z]/g;
-const OAUTH_SIBLINGS = new Set(['state', 'redirect_uri', 'redirecturi', 'grant_type', 'granttype', 'session_state', 'code_verifier', 'client_id', 'admin_consent']);
+const OAUTH_SIBLINGS = new Set(['redirect_uri', 'redirecturi', 'grant_type', 'granttype', 'session_state', 'code_verifier', 'client_id', 'admin_consent']);
 const OAUTH_CONTAINERS = new Set(['query', 'params', 'form', 'searchparams', 'oauth', 'callback', 'querystring']);
 
 export function looksLikeErrorCode(value: string): boolean {
@@ -204,7 +231,9 @@ export function looksLikeErrorCode(value: string): boolean {
 
 function isOAuthContext(value: object, parentKey: string | undefined): boolean {
   if (parentKey !== undefined && OAUTH_CONTAINERS.has(parentKey.toLowerCase())) return true;
-  return Object.keys(value).some((k) => OAUTH_SIBLINGS.has(k.toLowerCase()));
+  const keys = Object.keys(value).map((k) => k.toLowerCase());
+  // `code` next to `state` is the shape of an OAuth callback.
+  return keys.some((k) => OAUTH_SIBLINGS.has(k)) || (keys.includes('code') && keys.includes('state'));
 }
 
 function maskField(key: string, value: unknown, oauth: boolean): boolean {
