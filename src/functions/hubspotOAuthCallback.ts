@@ -46,7 +46,7 @@ app.http('hubspotOAuthCallback', {
     } catch (err) {
       // Another browser's callback, or a forged or replayed state, ends nothing: a flow still under way in this browser keeps its cookie.
       if (err instanceof BrowserBindingError || err instanceof InvalidSignedTokenError) {
-        log.warn('HubSpot callback refused before its state was used', { code: err.code });
+        log.warn('HubSpot callback refused before its state was used', { code: err.code, status: err.status });
         return callbackPage({ status: err.status, connected: false, title: 'HubSpot was not connected', message: err.message });
       }
       if (err instanceof AppError && err.expose) {

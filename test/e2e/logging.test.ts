@@ -99,9 +99,10 @@ describe('operator logs through the local runner', () => {
     expect(res.status).toBe(400);
     await res.text();
     const records = await recordsFor('corr-oauth-cb', 'request completed');
-    const refused = records.find((r) => r.msg === 'HubSpot connection refused');
-    // The refusal's own code (a bad state), not a mask: that is what tells an operator what happened.
-    expect(refused).toMatchObject({ level: 'warn', status: 400, code: 'token-invalid' });
+    const refused = records.find((r) => r.msg === 'HubSpot callback refused before its state was used');
+    // The refusal's own code (a forged state, from a browser that did not start the flow), not a mask: that is
+    // what tells an operator what happened.
+    expect(refused).toMatchObject({ level: 'warn', status: 400, code: expect.stringMatching(/^(token-invalid|oauth-browser-missing)$/) });
     expect(records.find((r) => r.msg === 'request completed')).toMatchObject({ status: 400 });
     const out = host.output();
     for (const secret of [oauthCode, state, bearer, HUBSPOT_CLIENT_SECRET, TEST_JWT_SECRET, localKey]) expect(out).not.toContain(secret);
