@@ -36,14 +36,15 @@ export type AppCredentialMaterial = { kind: 'certificate'; certificate: AppCerti
  * The app's credential cannot be used (a deployment problem: 503). The message names the secret and the cause,
  * never any of its content.
  */
-export class AppCertificateError extends AppError {
+export class AppCredentialUnavailableError extends AppError {
+  constructor(detail: string) {
+    super({ status: 503, code: 'msgraph-credential-unavailable', title: 'The Microsoft Graph app credential is not available', detail });
+  }
+}
+
+export class AppCertificateError extends AppCredentialUnavailableError {
   constructor(reason: string) {
-    super({
-      status: 503,
-      code: 'msgraph-credential-unavailable',
-      title: 'The Microsoft Graph app credential is not available',
-      detail: `Graph app certificate (secret "${MSGRAPH_CERTIFICATE_SECRET_NAME}") cannot be used: ${reason}`,
-    });
+    super(`Graph app certificate (secret "${MSGRAPH_CERTIFICATE_SECRET_NAME}") cannot be used: ${reason}`);
   }
 }
 
@@ -134,7 +135,7 @@ export class AppCredentialSource {
   async material(): Promise<AppCredentialMaterial> {
     const secret = this.#opts.clientSecret;
     if (this.#opts.mode === 'secret') {
-      if (!secret) throw new AppCertificateError('MSGRAPH_CREDENTIAL is secret but no MSGRAPH_CLIENT_SECRET is set');
+      if (!secret) throw new AppCredentialUnavailableError('MSGRAPH_CREDENTIAL is secret but no MSGRAPH_CLIENT_SECRET is set');
       return { kind: 'secret', secret };
     }
     if (this.#certificate) return { kind: 'certificate', certificate: this.#certificate };
