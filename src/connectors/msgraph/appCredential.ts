@@ -22,7 +22,7 @@ const ASSERTION_LIFETIME_SECONDS = 5 * 60;
 export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 export interface AppCertificate {
-  /** The PEM as stored (private key and certificate): what `ClientCertificateCredential` takes. */
+  /** Private key, then the certificate, as one PEM: what `ClientCertificateCredential` takes. */
   pem: string;
   privateKey: KeyObject;
   /** base64url SHA-256 of the leaf certificate's DER: the assertion's `x5t#S256`. */
@@ -51,6 +51,8 @@ export class AppCertificateError extends AppCredentialUnavailableError {
 // A PEM block as Key Vault and openssl write it. Linear: the body class excludes "-", so it cannot overlap
 // the END line.
 const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----/;
+// PKCS#8 (Key Vault's, openssl's default) or PKCS#1; an encrypted key is not matched and so refused.
+const PRIVATE_KEY_BLOCK = /-----BEGIN (?:RSA )?PRIVATE KEY-----[A-Za-z0-9+/=\s]+-----END (?:RSA )?PRIVATE KEY-----/;
 
 /**
  * Reads the PEM: the first certificate is the app's (Key Vault puts the leaf first, then the chain), the
@@ -66,10 +68,11 @@ export function parseAppCertificate(pem: string, now: Date = new Date()): AppCer
   } catch {
     throw new AppCertificateError('its certificate is not a valid X.509 certificate');
   }
+  const keyBlock = PRIVATE_KEY_BLOCK.exec(pem)?.[0];
   let privateKey: KeyObject;
   try {
-    // OpenSSL finds the key block among the others; PKCS#8 (Key Vault's) and PKCS#1 both load.
-    privateKey = createPrivateKey({ key: pem, format: 'pem' });
+    if (!keyBlock) throw new Error('no key block');
+    privateKey = createPrivateKey({ key: keyBlock, format: 'pem' });
   } catch {
     throw new AppCertificateError('it holds no unencrypted PEM private key');
   }
@@ -78,7 +81,9 @@ export function parseAppCertificate(pem: string, now: Date = new Date()): AppCer
   const notAfter = new Date(cert.validTo);
   if (notAfter.getTime() <= now.getTime()) throw new AppCertificateError(`its certificate expired on ${notAfter.toISOString()}`);
   if (new Date(cert.validFrom).getTime() > now.getTime()) throw new AppCertificateError('its certificate is not valid yet');
-  return { pem, privateKey, thumbprintSha256: createHash('sha256').update(cert.raw).digest('base64url'), notAfter };
+  // One canonical form for every consumer, whatever order the store had: the key, then the app's certificate
+  // only (Node's key parser reads a PEM's key only when it comes first; no chain is sent anyway).
+  return { pem: `${keyBlock as string}\n${block}\n`, privateKey, thumbprintSha256: createHash('sha256').update(cert.raw).digest('base64url'), notAfter };
 }
 
 /**

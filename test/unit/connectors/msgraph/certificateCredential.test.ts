@@ -66,6 +66,11 @@ describe('the app certificate from the secret store', () => {
     const cert = parseAppCertificate(good.pem);
     expect(cert.thumbprintSha256).toBe(createHash('sha256').update(new X509Certificate(good.cert).raw).digest('base64url'));
     expect(cert.privateKey.asymmetricKeyType).toBe('rsa');
+    // The store may hold the certificate first (openssl's and some exports' order): same result, key first for MSAL.
+    const keyBlock = good.pem.slice(0, good.pem.indexOf('-----BEGIN CERTIFICATE-----'));
+    const certFirst = parseAppCertificate(`${good.cert}\n${keyBlock}`);
+    expect(certFirst.thumbprintSha256).toBe(cert.thumbprintSha256);
+    expect(certFirst.pem.indexOf('PRIVATE KEY')).toBeLessThan(certFirst.pem.indexOf('BEGIN CERTIFICATE'));
   });
 
   it('refuses a PEM without a certificate, a key of another certificate, an expired certificate, and says why without quoting it', async () => {
@@ -191,7 +196,9 @@ describe('GraphClientFactory with the certificate credential, against the fake G
   const factory = (source: AppCredentialSource) => new GraphClientFactory({ clientId: APP.clientId, appCredential: source, baseUrl: fake.url, authorityHost: fake.url, tls: { ca: fake.ca } });
 
   it('gets app-only tokens with a signed assertion from a certificate-only app, and calls Graph with them', async () => {
-    await store.set(MSGRAPH_CERTIFICATE_SECRET_NAME, good.pem);
+    // Stored certificate first (another export order): it works all the same.
+    const keyBlock = good.pem.slice(0, good.pem.indexOf('-----BEGIN CERTIFICATE-----'));
+    await store.set(MSGRAPH_CERTIFICATE_SECRET_NAME, `${good.cert}\n${keyBlock}`);
     const tenant = fake.addTenant();
     fake.consent(tenant);
     fake.addUser(tenant, { mail: 'someone@cert.example' });
