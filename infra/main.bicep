@@ -76,6 +76,13 @@ param hubspotApiBaseUrl string = 'https://api.hubapi.com'
 @description('MSGRAPH_CLIENT_ID of the Entra app registration used for Graph. Empty: Graph stays off. Set it only after msgraph-client-secret is in Key Vault.')
 param msgraphClientId string = ''
 
+@description('MSGRAPH_CREDENTIAL: what proves the Graph app registration to Entra. secret: msgraph-client-secret. certificate (Microsoft\'s recommendation): the Key Vault certificate msgraph-client-certificate, which the app reads at run time; msgraph-client-secret stays referenced as its fallback (README.md, Deployment).')
+@allowed([
+  'secret'
+  'certificate'
+])
+param msgraphCredential string = 'secret'
+
 @description('MSGRAPH_TENANT_ID: home tenant of that app registration; default the tenant of this subscription.')
 param msgraphTenantId string = ''
 
@@ -251,6 +258,7 @@ module functionApp './app/functionapp.bicep' = {
     hubspotApiBaseUrl: hubspotApiBaseUrl
     msgraphClientId: msgraphClientId
     msgraphTenantId: !empty(msgraphTenantId) ? msgraphTenantId : tenant().tenantId
+    msgraphCredential: msgraphCredential
     graphBaseUrl: graphBaseUrl
     msgraphAuthorityHost: msgraphAuthorityHost
     msgraphSubscriptionLifetimeMinutes: msgraphSubscriptionLifetimeMinutes

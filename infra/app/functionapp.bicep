@@ -33,6 +33,7 @@ param hubspotClientId string
 param hubspotApiBaseUrl string
 param msgraphClientId string
 param msgraphTenantId string
+param msgraphCredential string
 param graphBaseUrl string
 param msgraphAuthorityHost string
 param msgraphSubscriptionLifetimeMinutes string
@@ -217,8 +218,11 @@ var hubspotOAuthSettings = empty(hubspotClientId) ? {} : {
   HUBSPOT_REDIRECT_URI: '${publicBaseUrl}${routes.hubspotOAuthCallback}'
 }
 
+// With MSGRAPH_CREDENTIAL certificate the app reads the Key Vault certificate msgraph-client-certificate itself (as
+// the secret of that name, through the store, not as a reference); the client secret stays its fallback.
 var graphAppSettings = empty(msgraphClientId) ? {} : {
   MSGRAPH_CLIENT_ID: msgraphClientId
+  MSGRAPH_CREDENTIAL: msgraphCredential
   MSGRAPH_CLIENT_SECRET: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=${secretNames.msgraphClientSecret})'
   MSGRAPH_TENANT_ID: msgraphTenantId
 }

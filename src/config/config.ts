@@ -44,7 +44,11 @@ export interface AppConfig {
     authorityHost: string;
     /** Lifetime asked for new and renewed Graph subscriptions. */
     subscriptionLifetimeMinutes: number;
-    app?: { clientId: string; clientSecret: string; homeTenantId?: string };
+    /**
+     * The app registration. `credential` says what proves it: the client secret, or the certificate in the secret
+     * store (then `clientSecret`, when set, is the fallback for a certificate that cannot be loaded).
+     */
+    app?: { clientId: string; clientSecret?: string; credential: 'secret' | 'certificate'; homeTenantId?: string };
   };
   teams: {
     fallbackWebhookUrl?: string;
@@ -121,11 +125,12 @@ function toAppConfig(env: Env): AppConfig {
       baseUrl: env.GRAPH_BASE_URL.replace(/\/+$/, ''),
       authorityHost: env.MSGRAPH_AUTHORITY_HOST.replace(/\/+$/, ''),
       subscriptionLifetimeMinutes: env.MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES,
-      ...(env.MSGRAPH_CLIENT_ID && env.MSGRAPH_CLIENT_SECRET
+      ...(env.MSGRAPH_CLIENT_ID && (env.MSGRAPH_CLIENT_SECRET || env.MSGRAPH_CREDENTIAL === 'certificate')
         ? {
             app: {
               clientId: env.MSGRAPH_CLIENT_ID,
-              clientSecret: env.MSGRAPH_CLIENT_SECRET,
+              credential: env.MSGRAPH_CREDENTIAL,
+              ...(env.MSGRAPH_CLIENT_SECRET ? { clientSecret: env.MSGRAPH_CLIENT_SECRET } : {}),
               ...(env.MSGRAPH_TENANT_ID ? { homeTenantId: env.MSGRAPH_TENANT_ID } : {}),
             },
           }

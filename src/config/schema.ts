@@ -82,6 +82,9 @@ export const envSchema = z
 
     MSGRAPH_CLIENT_ID: optionalString,
     MSGRAPH_CLIENT_SECRET: optionalString,
+    // How the app proves itself to Entra for Graph: 'secret' (MSGRAPH_CLIENT_SECRET), or 'certificate' (the PEM
+    // Key Vault holds as msgraph-client-certificate; MSGRAPH_CLIENT_SECRET is then only a fallback).
+    MSGRAPH_CREDENTIAL: blankAsUnset(z.enum(['secret', 'certificate']).default('secret')),
     MSGRAPH_TENANT_ID: optionalString,
     GRAPH_BASE_URL: blankAsUnset(url('GRAPH_BASE_URL').default('https://graph.microsoft.com')),
     MSGRAPH_AUTHORITY_HOST: blankAsUnset(url('MSGRAPH_AUTHORITY_HOST').default('https://login.microsoftonline.com')),
@@ -149,7 +152,12 @@ export const envSchema = z
     }
 
     requireAllOrNone(ctx, env, ['HUBSPOT_CLIENT_ID', 'HUBSPOT_CLIENT_SECRET', 'HUBSPOT_REDIRECT_URI'], 'HubSpot OAuth');
-    requireAllOrNone(ctx, env, ['MSGRAPH_CLIENT_ID', 'MSGRAPH_CLIENT_SECRET'], 'Microsoft Graph');
+    if (env.MSGRAPH_CREDENTIAL === 'certificate') {
+      // The certificate is read from the secret store at first use; only the app registration's id is a setting.
+      if (!env.MSGRAPH_CLIENT_ID) issue('MSGRAPH_CLIENT_ID', 'is required when MSGRAPH_CREDENTIAL is certificate');
+    } else {
+      requireAllOrNone(ctx, env, ['MSGRAPH_CLIENT_ID', 'MSGRAPH_CLIENT_SECRET'], 'Microsoft Graph');
+    }
   }, {
     // Run even when a field failed (say PUBLIC_BASE_URL is missing): the error must list every problem.
     // The checks above only read optional settings, which keep their (string or undefined) value when invalid.

@@ -44,3 +44,25 @@ export function makeSelfSignedCert(): Promise<SelfSignedCert> {
   });
   return pending;
 }
+
+export interface AppCertificatePems {
+  /** Private key and certificate in one PEM, as Key Vault exposes a PEM certificate through its secret. */
+  pem: string;
+  /** The public certificate alone: what is uploaded to the app registration. */
+  cert: string;
+}
+
+/**
+ * An RSA certificate for an app registration's certificate credential, generated in memory at test time (no
+ * key is ever committed). `notAfter` in the past makes an expired one.
+ */
+export async function makeAppCertificate(opts: { notBefore?: Date; notAfter?: Date; commonName?: string } = {}): Promise<AppCertificatePems> {
+  const pems = await generate([{ name: 'commonName', value: opts.commonName ?? 'itil-next-connectors test app' }], {
+    keyType: 'rsa',
+    keySize: 2048,
+    algorithm: 'sha256',
+    notBeforeDate: opts.notBefore ?? new Date(Date.now() - 60_000),
+    notAfterDate: opts.notAfter ?? new Date(Date.now() + 30 * 24 * 3600_000),
+  });
+  return { pem: `${pems.private.trim()}\n${pems.cert.trim()}\n`, cert: pems.cert };
+}

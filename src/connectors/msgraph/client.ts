@@ -1,8 +1,9 @@
 import https from 'node:https';
-import { AuthenticationError, ClientSecretCredential, type TokenCredential } from '@azure/identity';
+import { AuthenticationError, ClientCertificateCredential, ClientSecretCredential, type AccessToken, type GetTokenOptions, type TokenCredential } from '@azure/identity';
 import { AuthenticationHandler, Client, HTTPMessageHandler, TelemetryHandler, type Middleware } from '@microsoft/microsoft-graph-client';
 import { TokenCredentialAuthenticationProvider } from '@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials';
 import { KeyedRateLimiter } from '../base';
+import { AppCredentialSource, type AppCredentialMaterial } from './appCredential';
 import { ImmutableIdMiddleware, MailboxLimiterMiddleware, type ThrottleEvent } from './middleware';
 import { AgentTransport } from './transport';
 
@@ -16,7 +17,10 @@ const TENANT_NAME = /^[0-9A-Za-z][0-9A-Za-z.-]{0,252}$/;
 
 export interface GraphClientFactoryOptions {
   clientId: string;
-  clientSecret: string;
+  /** The client secret, when no `appCredential` is given (secret mode). */
+  clientSecret?: string;
+  /** What proves the app (secret or certificate, read once per process); default: `clientSecret`. */
+  appCredential?: AppCredentialSource;
   /** `https://graph.microsoft.com`, or a fake's origin in tests. */
   baseUrl: string;
   authorityHost: string;
@@ -33,17 +37,20 @@ export interface GraphClientFactoryOptions {
 }
 
 /**
- * Graph clients per customer tenant, app-only: one `ClientSecretCredential` per Entra tenant (MSAL
- * caches and refreshes its token), one limiter for the whole process keyed by tenant + mailbox, and
- * `Prefer: IdType="ImmutableId"` on every call.
+ * Graph clients per customer tenant, app-only: one credential per Entra tenant (MSAL caches and refreshes
+ * its token), one limiter for the whole process keyed by tenant + mailbox, and `Prefer: IdType="ImmutableId"`
+ * on every call. The credential is a `ClientCertificateCredential` or a `ClientSecretCredential`, chosen when
+ * the first token is asked for (the certificate is read from the secret store then, not at construction).
  */
 export class GraphClientFactory {
   readonly limiter: KeyedRateLimiter;
   readonly #credentials = new Map<string, TokenCredential>();
   readonly #clients = new Map<string, Client>();
   readonly #agent: https.Agent | undefined;
+  readonly appCredential: AppCredentialSource;
 
   constructor(private readonly opts: GraphClientFactoryOptions) {
+    this.appCredential = opts.appCredential ?? new AppCredentialSource({ mode: 'secret', clientSecret: opts.clientSecret, secrets: { get: async () => undefined } });
     this.limiter = new KeyedRateLimiter({
       limit: opts.requestsPerWindow ?? 10_000,
       intervalMs: opts.windowMs ?? 10 * 60_000,
@@ -56,17 +63,26 @@ export class GraphClientFactory {
     if (!TENANT_NAME.test(entraTenantId)) throw new Error('Entra tenant must be a GUID or a domain name');
     let cred = this.#credentials.get(entraTenantId);
     if (!cred) {
-      const custom = this.opts.authorityHost.replace(/\/+$/, '') !== DEFAULT_AUTHORITY_HOST;
-      cred = new ClientSecretCredential(entraTenantId, this.opts.clientId, this.opts.clientSecret, {
-        authorityHost: this.opts.authorityHost,
-        // Instance discovery asks login.microsoftonline.com which authorities exist; a private or fake
-        // authority is not among them, so it is trusted as configured instead.
-        ...(custom ? { disableInstanceDiscovery: true } : {}),
-        ...(this.opts.tls ? { tlsOptions: { ca: this.opts.tls.ca } } : {}),
-      });
+      cred = new AppTokenCredential(this.appCredential, (material) => this.#credentialFor(entraTenantId, material));
       this.#credentials.set(entraTenantId, cred);
     }
     return cred;
+  }
+
+  #credentialFor(entraTenantId: string, material: AppCredentialMaterial): TokenCredential {
+    const custom = this.opts.authorityHost.replace(/\/+$/, '') !== DEFAULT_AUTHORITY_HOST;
+    const options = {
+      authorityHost: this.opts.authorityHost,
+      // Instance discovery asks login.microsoftonline.com which authorities exist; a private or fake
+      // authority is not among them, so it is trusted as configured instead.
+      ...(custom ? { disableInstanceDiscovery: true } : {}),
+      ...(this.opts.tls ? { tlsOptions: { ca: this.opts.tls.ca } } : {}),
+    };
+    return material.kind === 'certificate'
+      ? // No x5c: the certificate is uploaded to the app registration, which is all Entra needs (subject-name/issuer
+        // auth, which needs the chain, is for first-party apps).
+        new ClientCertificateCredential(entraTenantId, this.opts.clientId, { certificate: material.certificate.pem }, { ...options, sendCertificateChain: false })
+      : new ClientSecretCredential(entraTenantId, this.opts.clientId, material.secret, options);
   }
 
   /** A token for the tenant right now; throws what `@azure/identity` throws (see `describeAuthError`). */
@@ -104,6 +120,30 @@ export class GraphClientFactory {
 
   get baseUrl(): string {
     return new URL(this.opts.baseUrl).origin;
+  }
+}
+
+/**
+ * One Entra tenant's credential: asks the app credential source which material to use at each token request
+ * (so a certificate that could not be loaded at first is picked up once it can), and keeps one MSAL credential
+ * per kind, whose token cache then serves repeated requests.
+ */
+class AppTokenCredential implements TokenCredential {
+  readonly #inner = new Map<AppCredentialMaterial['kind'], TokenCredential>();
+
+  constructor(
+    private readonly source: AppCredentialSource,
+    private readonly build: (material: AppCredentialMaterial) => TokenCredential,
+  ) {}
+
+  async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
+    const material = await this.source.material();
+    let inner = this.#inner.get(material.kind);
+    if (!inner) {
+      inner = this.build(material);
+      this.#inner.set(material.kind, inner);
+    }
+    return inner.getToken(scopes, options);
   }
 }
 

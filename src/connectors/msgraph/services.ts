@@ -2,6 +2,7 @@ import type { Client } from '@microsoft/microsoft-graph-client';
 import { AppError } from '../../platform/errors';
 import { getServices, type Services } from '../../platform/services';
 import { TABLES, TenantTable } from '../../storage';
+import { AppCredentialSource } from './appCredential';
 import { GraphClientFactory, type GraphClientFactoryOptions } from './client';
 import { EntraSignIn } from './signIn';
 import { AccountIndex, ConversationRepository, MailboxRepository, SubscriptionRepository } from './store';
@@ -18,7 +19,7 @@ export interface GraphServices {
   conversations: ConversationRepository;
   accountIndex: AccountIndex;
   subscriptions: SubscriptionService;
-  /** Undefined when MSGRAPH_CLIENT_ID / _SECRET are not set in this deployment. */
+  /** Undefined when MSGRAPH_CLIENT_ID (and _SECRET, or MSGRAPH_CREDENTIAL=certificate) are not set in this deployment. */
   factory: GraphClientFactory | undefined;
   /** The admin's OpenID Connect sign-in before admin consent; undefined like `factory`. */
   signIn: EntraSignIn | undefined;
@@ -36,10 +37,12 @@ export class GraphNotConfiguredError extends AppError {
 export function createGraphServices(services: Services, factoryOverrides: Partial<GraphClientFactoryOptions> = {}): GraphServices {
   const { config, storage } = services;
   const app = config.msgraph.app;
+  // One per process, shared by app-only tokens and the admin sign-in: the certificate is read once.
+  const appCredential = app ? new AppCredentialSource({ mode: app.credential, clientSecret: app.clientSecret, secrets: services.secrets }) : undefined;
   const factory = app
     ? new GraphClientFactory({
         clientId: app.clientId,
-        clientSecret: app.clientSecret,
+        ...(appCredential ? { appCredential } : {}),
         baseUrl: config.msgraph.baseUrl,
         authorityHost: config.msgraph.authorityHost,
         ...factoryOverrides,
@@ -63,7 +66,7 @@ export function createGraphServices(services: Services, factoryOverrides: Partia
       lifetimeMinutes: config.msgraph.subscriptionLifetimeMinutes,
     }),
     factory,
-    signIn: app ? new EntraSignIn({ authorityHost: config.msgraph.authorityHost, clientId: app.clientId, clientSecret: app.clientSecret }) : undefined,
+    signIn: app && appCredential ? new EntraSignIn({ authorityHost: config.msgraph.authorityHost, clientId: app.clientId, appCredential }) : undefined,
     requireFactory,
     client: (entraTenantId) => requireFactory().client(entraTenantId),
   };

@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { z } from 'zod';
 import { AppError } from '../../platform/errors';
+import { AppCredentialSource, CLIENT_ASSERTION_TYPE, clientAssertion } from './appCredential';
 import { ENTRA_TENANT_ID } from './client';
 
 /**
@@ -51,7 +52,10 @@ export interface VerifiedSignIn {
 export interface EntraSignInOptions {
   authorityHost: string;
   clientId: string;
-  clientSecret: string;
+  /** The client secret, when no `appCredential` is given (secret mode). */
+  clientSecret?: string;
+  /** What proves the app at the token endpoint: a signed client assertion (certificate) or the secret. */
+  appCredential?: AppCredentialSource;
   /** Bounded waits for Microsoft's endpoints. */
   timeoutMs?: number;
 }
@@ -60,8 +64,11 @@ export interface EntraSignInOptions {
 export class EntraSignIn {
   #discovery: Promise<Discovery> | undefined;
   #jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
+  readonly #credential: AppCredentialSource;
 
-  constructor(private readonly opts: EntraSignInOptions) {}
+  constructor(private readonly opts: EntraSignInOptions) {
+    this.#credential = opts.appCredential ?? new AppCredentialSource({ mode: 'secret', clientSecret: opts.clientSecret, secrets: { get: async () => undefined } });
+  }
 
   private get timeoutMs(): number {
     return this.opts.timeoutMs ?? 10_000;
@@ -102,9 +109,15 @@ export class EntraSignIn {
   /** Redeems the code (with the PKCE verifier) and verifies the id_token it returns. */
   async redeem(p: { code: string; redirectUri: string; codeVerifier: string; nonce: string }): Promise<VerifiedSignIn> {
     const d = await this.discovery();
+    const material = await this.#credential.material();
+    // Certificate: the assertion's audience is the token endpoint this very request goes to.
+    const clientAuth: Record<string, string> =
+      material.kind === 'certificate'
+        ? { client_assertion_type: CLIENT_ASSERTION_TYPE, client_assertion: await clientAssertion({ certificate: material.certificate, clientId: this.opts.clientId, tokenEndpoint: d.token_endpoint }) }
+        : { client_secret: material.secret };
     const form = new URLSearchParams({
       client_id: this.opts.clientId,
-      client_secret: this.opts.clientSecret,
+      ...clientAuth,
       grant_type: 'authorization_code',
       code: p.code,
       redirect_uri: p.redirectUri,

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import type { ClientAuthenticator } from './clientAuth';
 import type { FakeTenant, FakeUser } from './model';
 
 /**
@@ -9,7 +10,8 @@ import type { FakeTenant, FakeUser } from './model';
  *   `redirect_uri` with `code`, `state` and `session_state`; without one, the sign-in HTML page.
  *   `{tenant}` is `organizations`, `common` or the account's own tenant. PKCE S256 is recorded.
  * - `POST /{tenant}/oauth2/v2.0/token` with `grant_type=authorization_code`: the code once, for the same
- *   client, secret and redirect URI, with the matching `code_verifier`; answers an RS256 `id_token`
+ *   client, credential (secret or certificate assertion, see `clientAuth.ts`) and redirect URI, with the
+ *   matching `code_verifier`; answers an RS256 `id_token`
  *   (`iss` `https://<host>/{tid}/v2.0`, `aud` the client id, `tid`, `oid`, `sub`, `nonce`, `iat`, `nbf`, `exp`).
  * - `GET /{tenant}/discovery/v2.0/keys`: the JWKS of the signing key.
  * - `GET /{tenant}/v2.0/adminconsent`: the signed-in admin of `{tenant}` consents (302 back with
@@ -57,13 +59,13 @@ export interface IdentityPlatform {
   authorize(tenant: string, query: URLSearchParams): IdentityReply;
   adminConsent(tenant: string, query: URLSearchParams): IdentityReply;
   /** `undefined` when the grant is not `authorization_code` (the caller handles client credentials). */
-  redeemCode(tenant: string, form: URLSearchParams): Promise<IdentityReply | undefined>;
+  redeemCode(tenant: string, form: URLSearchParams, tokenEndpoint: string): Promise<IdentityReply | undefined>;
   keys(): IdentityReply;
 }
 
 export async function createIdentityPlatform(opts: {
   clientId: string;
-  clientSecret: string;
+  clientAuth: ClientAuthenticator;
   url: () => string;
   tenants: Map<string, FakeTenant>;
   consent: (tenantId: string) => void;
@@ -171,13 +173,14 @@ export async function createIdentityPlatform(opts: {
       opts.consent(session.tenantId);
       return back({ admin_consent: 'True', tenant: session.tenantId, scope: query.get('scope') ?? '' });
     },
-    async redeemCode(tenant, form) {
+    async redeemCode(tenant, form, tokenEndpoint) {
       if (form.get('grant_type') !== 'authorization_code') return undefined;
       const raw = form.get('code') ?? '';
       const code = codes.get(raw);
       codes.delete(raw);
       if (form.get('client_id') !== opts.clientId) return oauthError(400, 'unauthorized_client', 'AADSTS700016: Application was not found in the directory.');
-      if (form.get('client_secret') !== opts.clientSecret) return oauthError(401, 'invalid_client', 'AADSTS7000215: Invalid client secret provided.');
+      const denied = await opts.clientAuth.authenticate(form, tokenEndpoint);
+      if (denied) return oauthError(denied.status, denied.error, denied.description);
       if (!code || code.expiresAt < Date.now()) return oauthError(400, 'invalid_grant', 'AADSTS54005: OAuth2 Authorization code was already redeemed or is not valid.');
       if (!tenantMatches(tenant, code.tenantId)) return oauthError(400, 'invalid_grant', 'AADSTS50020: The code was not issued for this tenant.');
       if (form.get('redirect_uri') !== code.redirectUri) return oauthError(400, 'invalid_grant', 'AADSTS50148: The redirect_uri does not match the one of the authorization request.');

@@ -18,6 +18,7 @@ import {
   type FakeUser,
   type Recipient,
 } from './model';
+import { clientAuthMethod, createClientAuthenticator, type ClientAuthMethod } from './clientAuth';
 import { createIdentityPlatform, type IdentityPlatform, type IdTokenTamper } from './identity';
 import { decodeState, encodeState, ODataError, parseFilter, parseSelect, project, type FilterTerm } from './odata';
 
@@ -42,6 +43,10 @@ import { decodeState, encodeState, ODataError, parseFilter, parseSelect, project
 export interface FakeGraphOptions {
   clientId: string;
   clientSecret: string;
+  /** Public certificates (PEM) on the app registration: the token endpoint accepts assertions they verify. */
+  certificates?: string[];
+  /** False: an app registration with certificates only, whose token endpoint refuses any client secret. Default true. */
+  secretsAllowed?: boolean;
   /** Longest subscription Graph accepts, in minutes (default 4230, the documented Outlook maximum). */
   maxSubscriptionMinutes?: number;
   /** How long the app gets to answer the validation POST (Graph: 10 s). */
@@ -67,7 +72,7 @@ export interface RecordedGraphRequest {
   mailbox: string | undefined;
   status: number;
   /** Form fields of token requests, without the secret. */
-  tokenRequest?: { tenant: string; clientId: string; grantType: string; scope: string };
+  tokenRequest?: { tenant: string; clientId: string; grantType: string; scope: string; clientAuth: ClientAuthMethod };
 }
 
 export interface OutboundDelivery {
@@ -119,6 +124,10 @@ export interface FakeGraph {
   signOut(): void;
   /** The next id_token is altered (claims) or signed wrongly, to test that the app refuses it. */
   tamperNextIdToken(t: IdTokenTamper): void;
+  /** Uploads a public certificate (PEM) to the app registration. */
+  registerCertificate(pem: string): void;
+  /** False: the app registration has no client secret any more (certificates only). */
+  setSecretsAllowed(allowed: boolean): void;
   /** What browsers asked `authorize` and `adminconsent`. */
   browserRequests: IdentityPlatform['browserRequests'];
   consented(tenantId: string): boolean;
@@ -194,7 +203,13 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
   const inFlight = new Map<string, number>();
   const maxInFlight = new Map<string, number>();
   let url = '';
-  const identity = await createIdentityPlatform({ clientId: options.clientId, clientSecret: options.clientSecret, url: () => url, tenants, consent: (id) => consented.add(id) });
+  const clientAuth = createClientAuthenticator({
+    clientId: options.clientId,
+    clientSecret: options.clientSecret,
+    ...(options.certificates ? { certificates: options.certificates } : {}),
+    ...(options.secretsAllowed !== undefined ? { secretsAllowed: options.secretsAllowed } : {}),
+  });
+  const identity = await createIdentityPlatform({ clientId: options.clientId, clientAuth, url: () => url, tenants, consent: (id) => consented.add(id) });
 
   const tenantOf = (id: string): FakeTenant => {
     const t = tenants.get(id);
@@ -306,18 +321,18 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
     };
   }
 
-  function token(tenant: string, form: URLSearchParams, record: RecordedGraphRequest): Reply {
+  async function token(tenant: string, form: URLSearchParams, tokenEndpoint: string): Promise<Reply> {
     const clientId = form.get('client_id') ?? '';
     const grantType = form.get('grant_type') ?? '';
     const scope = form.get('scope') ?? '';
-    record.tokenRequest = { tenant, clientId, grantType, scope };
     const oauthError = (status: number, error: string, description: string): Reply => ({
       status,
       body: { error, error_description: description, error_codes: [Number(description.slice(5, 11)) || 0], timestamp: new Date().toISOString(), trace_id: randomUUID(), correlation_id: randomUUID() },
     });
     if (grantType !== 'client_credentials') return oauthError(400, 'unsupported_grant_type', 'AADSTS70003: The app requested an unsupported grant type.');
     if (clientId !== options.clientId) return oauthError(400, 'unauthorized_client', `AADSTS700016: Application with identifier '${clientId}' was not found in the directory.`);
-    if (form.get('client_secret') !== options.clientSecret) return oauthError(401, 'invalid_client', 'AADSTS7000215: Invalid client secret provided.');
+    const denied = await clientAuth.authenticate(form, tokenEndpoint);
+    if (denied) return oauthError(denied.status, denied.error, denied.description);
     if (!scope.split(' ').includes(GRAPH_SCOPE)) return oauthError(400, 'invalid_scope', 'AADSTS1002012: The provided value for scope is not valid.');
     if (!tenants.has(tenant)) return oauthError(400, 'invalid_request', `AADSTS90002: Tenant '${tenant}' not found.`);
     if (!consented.has(tenant)) return oauthError(400, 'invalid_client', 'AADSTS650052: The app needs access to a service that your organization has not subscribed to or enabled (admin consent missing).');
@@ -878,7 +893,11 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
         reply = openIdConfiguration(segments[0] as string);
       } else if (segments.length === 4 && segments[1] === 'oauth2' && segments[2] === 'v2.0' && segments[3] === 'token' && method === 'POST') {
         const form = new URLSearchParams(raw);
-        reply = (await identity.redeemCode(segments[0] as string, form)) ?? token(segments[0] as string, form, record);
+        const tenant = segments[0] as string;
+        // The assertion's audience is the URL it was posted to, as Entra checks it.
+        const tokenEndpoint = `${url}${parsed.pathname}`;
+        record.tokenRequest = { tenant, clientId: form.get('client_id') ?? '', grantType: form.get('grant_type') ?? '', scope: form.get('scope') ?? '', clientAuth: clientAuthMethod(form) };
+        reply = (await identity.redeemCode(tenant, form, tokenEndpoint)) ?? (await token(tenant, form, tokenEndpoint));
       } else if (segments.length === 4 && segments[1] === 'oauth2' && segments[2] === 'v2.0' && segments[3] === 'authorize' && method === 'GET') {
         reply = identity.authorize(segments[0] as string, parsed.searchParams);
       } else if (segments.length === 4 && segments[1] === 'discovery' && segments[2] === 'v2.0' && segments[3] === 'keys' && method === 'GET') {
@@ -935,6 +954,8 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
     },
     signOut: () => identity.signIn(undefined),
     tamperNextIdToken: (t) => identity.tamperNextIdToken(t),
+    registerCertificate: (pem) => clientAuth.register(pem),
+    setSecretsAllowed: (allowed) => clientAuth.setSecretsAllowed(allowed),
     browserRequests: identity.browserRequests,
     consented: (tenantId) => consented.has(tenantId),
     revokeConsent(tenantId) {

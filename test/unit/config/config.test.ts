@@ -118,7 +118,7 @@ describe('parseConfig: a valid local environment', () => {
       baseUrl: 'http://127.0.0.1:9998',
       authorityHost: 'https://127.0.0.1:9997',
       subscriptionLifetimeMinutes: 10080,
-      app: { clientId: 'graph-id', clientSecret: 'graph-secret', homeTenantId: 'home-tenant' },
+      app: { clientId: 'graph-id', clientSecret: 'graph-secret', credential: 'secret', homeTenantId: 'home-tenant' },
     });
     expect(config.teams).toEqual({ fallbackWebhookUrl: 'https://contoso.webhook.office.com/x', allowLoopbackWebhooks: false });
     expect(config.logLevel).toBe('debug');
