@@ -2,6 +2,7 @@ import { getConfig, type AppConfig } from '../config';
 import { createSecretStore, type SecretStore } from '../secrets';
 import { DeploymentState, EventDataBlobs, ExpiryIndex, IntegrationsRepository, Leases, ProcessedStore, QueueSender, StorageClients, TABLES, TenantTable, type DeploymentRow, type ExpiryRow, type LeaseRow, type ProcessedRow } from '../storage';
 import { EngineEventPublisher } from './events';
+import type { EventDefinition } from './events/catalog';
 import { SignedTokens } from './signedTokens';
 import { ApiAuthenticator } from './http/auth';
 import { registerSecret } from './logging';
@@ -41,7 +42,7 @@ export function createServices(config: AppConfig): Services {
     integrations: new IntegrationsRepository(new TenantTable(storage.table(TABLES.integrations))),
     processed,
     expiry,
-    events: new EngineEventPublisher(queues, new EventDataBlobs(storage)),
+    events: new EngineEventPublisher(queues, new EventDataBlobs(storage), engineEventCatalog()),
     signedTokens: new SignedTokens(secrets, processed, new DeploymentState(new TenantTable<DeploymentRow>(storage.table(TABLES.deploymentState)))),
   };
 }
@@ -65,4 +66,12 @@ function registerConfigSecrets(config: AppConfig): void {
     const key = /AccountKey=([^;]+)/i.exec(config.storage.connectionString)?.[1];
     registerSecret(key);
   }
+}
+
+/**
+ * The connectors' event catalogs, loaded when the services are built rather than when this module is: the
+ * catalogs import connector modules that import this one.
+ */
+function engineEventCatalog(): readonly EventDefinition[] {
+  return (require('../connectors/eventCatalog') as typeof import('../connectors/eventCatalog')).ENGINE_EVENT_CATALOG;
 }

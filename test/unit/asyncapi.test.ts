@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import Ajv from 'ajv';
+import { z } from 'zod';
 import addFormats from 'ajv-formats';
 import { ENGINE_EVENT_CATALOG } from '../../src/connectors/eventCatalog';
 import { EngineEventPublisher } from '../../src/platform/events';
@@ -50,5 +51,19 @@ describe('asyncapi.json', () => {
     expect(() => assertEngineEvent(byRef, data)).not.toThrow();
     expect(() => assertEngineEvent(byRef, { ...data, records: -0.5 })).toThrow(/behind the dataref/);
     expect(() => assertEngineEvent({ ...byRef, data })).toThrow(/does not match/);
+  });
+
+  it('with the catalog, the publisher sends only the events the catalog declares, with data its schema accepts', () => {
+    const publisher = new EngineEventPublisher({ send: async () => undefined } as never, {} as never, ENGINE_EVENT_CATALOG);
+    const def = ENGINE_EVENT_CATALOG.find((d) => d.name === 'sync.completed');
+    if (!def) throw new Error('sync.completed missing');
+    const data = { integrationId: 'i1', portalId: '123', syncId: 's1', syncType: 'full', status: 'completed', objectTypes: ['tickets'], pages: 3, records: 250, changes: 12 };
+    const input = { tenantId: 't1' as never, integrationId: 'i1', name: def.name, connector: 'hubspot', idParts: ['s1'], data, dataSchema: def.schema };
+    expect(() => publisher.build(input)).not.toThrow();
+    expect(() => publisher.build({ ...input, name: 'sync.started' })).toThrow(/not in the event catalog/);
+    expect(() => publisher.build({ ...input, version: 2 })).toThrow(/not in the event catalog/);
+    expect(() => publisher.build({ ...input, connector: 'msgraph' })).toThrow(/belongs to connector hubspot/);
+    // A looser schema at the call site does not get past the catalog's.
+    expect(() => publisher.build({ ...input, data: { ...data, pages: 'three' }, dataSchema: z.unknown() })).toThrow();
   });
 });

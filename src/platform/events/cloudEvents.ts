@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { EventDataBlobs, QueueSender } from '../../storage';
+import type { EventDefinition } from './catalog';
 import { eventDataBlobName, eventDataDigest, fitsQueueMessage, QUEUES, type TenantId } from '../../storage';
 
 /**
@@ -56,12 +57,28 @@ export interface PublishInput<T> {
 }
 
 export class EngineEventPublisher {
+  readonly #catalog: ReadonlyMap<string, EventDefinition> | undefined;
+
+  /**
+   * With a `catalog` (the deployment's: every connector's event catalog), only the events it declares can be
+   * sent, and their data must pass the catalog's schema: what `asyncapi.json` promises the engine is all it
+   * can get. Without one (the publisher's own tests), any well-formed event goes.
+   */
   constructor(
     private readonly queues: QueueSender,
     private readonly blobs: EventDataBlobs,
-  ) {}
+    catalog?: readonly EventDefinition[],
+  ) {
+    this.#catalog = catalog ? new Map(catalog.map((d) => [`${d.name}.v${d.version}`, d])) : undefined;
+  }
 
   build<T>(input: PublishInput<T>): CloudEvent<T> {
+    const def = this.#catalog?.get(`${input.name}.v${input.version ?? 1}`);
+    if (this.#catalog) {
+      if (!def) throw new Error(`event ${input.name}.v${input.version ?? 1} is not in the event catalog (src/connectors/*/eventCatalog.ts)`);
+      if (def.connector !== input.connector) throw new Error(`event ${input.name} belongs to connector ${def.connector}, not ${input.connector}`);
+      if (def.schema !== input.dataSchema) def.schema.parse(input.data);
+    }
     const data = input.dataSchema.parse(input.data);
     const event: CloudEvent<T> = {
       specversion: '1.0',

@@ -3,6 +3,7 @@ import type { HubSpotCaller, HubSpotCallStats } from '../../../../src/connectors
 import { SyncEngine, type SyncMessage, type SyncOptions } from '../../../../src/connectors/hubspot';
 import { EngineEventPublisher } from '../../../../src/platform/events';
 import { checkEngineEventMessage } from '../../../helpers/engineEvents';
+import { ENGINE_EVENT_CATALOG } from '../../../../src/connectors/eventCatalog';
 import { Logger, type LogSink } from '../../../../src/platform/logging';
 import {
   EventDataBlobs,
@@ -82,7 +83,7 @@ export function kit(clients: StorageClients, log: Logger): Kit {
   const integrations = new IntegrationsRepository(new TenantTable(clients.table(TABLES.integrations)));
   const queues = new QueueSender(clients);
   const leases = new Leases(new TenantTable<LeaseRow>(clients.table(TABLES.leases)));
-  const events = new EngineEventPublisher(queues, new EventDataBlobs(clients));
+  const events = new EngineEventPublisher(queues, new EventDataBlobs(clients), ENGINE_EVENT_CATALOG);
   return {
     integrations,
     queues,
