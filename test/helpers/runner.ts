@@ -13,6 +13,8 @@ export interface RunningHost {
   masterKey: string;
   output(): string;
   stop(): Promise<void>;
+  /** SIGKILL: the process dies at whatever instruction it is at (a crash, not a shutdown). */
+  kill(): Promise<void>;
   exited: Promise<number | null>;
 }
 
@@ -58,6 +60,11 @@ export function startRunner(opts: { appDir?: string; env: Record<string, string 
             const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
             await exited;
             clearTimeout(t);
+          },
+          kill: async () => {
+            if (child.exitCode !== null || child.signalCode !== null) return;
+            child.kill('SIGKILL');
+            await exited;
           },
         });
       }
