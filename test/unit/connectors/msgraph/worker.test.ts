@@ -8,6 +8,9 @@ import { HttpRequest } from '@azure/functions';
 import {
   acceptNotifications,
   createGraphServices,
+  EntraLinkCache,
+  graphDeliveryMessageSchema,
+  routeNotifications,
   processWorkItem,
   validationResponse,
   watchMailbox,
@@ -118,8 +121,14 @@ describe('Graph subscriptions and mail worker (Azurite + fake Graph)', () => {
     const sub = fake.subscriptions()[0] as ReturnType<FakeGraph['subscriptions']>[number];
     const good = { subscriptionId: sub.id, clientState: sub.clientState, tenantId: entra, changeType: 'created', resourceData: { id: 'm-1' } };
     const forged = { ...good, clientState: `${sub.clientState}x`, resourceData: { id: 'm-2' } };
+    // The intake drops the nonsense on sight and queues the rest as one delivery; the router checks clientStates.
     const res = await acceptNotifications(gs, JSON.stringify({ value: [good, forged, { nonsense: true }] }), 'change', silent);
-    expect(res).toEqual({ status: 202, queued: 1, dropped: 2 });
+    expect(res).toEqual({ status: 202, queued: 2, dropped: 1, messages: 1 });
+    const q = gs.services.storage.queue('graph-webhooks');
+    const [delivery] = (await q.receiveMessages({ numberOfMessages: 32 })).receivedMessageItems;
+    await q.deleteMessage(delivery?.messageId as string, delivery?.popReceipt as string);
+    const routed = await routeNotifications(gs, graphDeliveryMessageSchema.parse(JSON.parse(Buffer.from(delivery?.messageText as string, 'base64').toString('utf8'))), silent, new EntraLinkCache());
+    expect(routed).toMatchObject({ queued: 1, dropped: 1 });
     expect(await drainNotificationsQueue()).toEqual([{ kind: 'message', tenantId: tenant, integrationId: integration, mailbox: support, messageId: 'm-1', via: 'notification', subscriptionId: sub.id }]);
   });
 

@@ -1,0 +1,129 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { Logger } from '../../platform/logging';
+import { QUEUES } from '../../storage';
+import type { GraphDeliveryItem, GraphDeliveryMessage } from './notifications';
+import type { GraphServices } from './services';
+import type { AccountLink, Subscription } from './store';
+import type { GraphWorkItemInput } from './workItems';
+
+/** Table reads (AccountIndex, Subscriptions) and queue writes in flight per delivery. */
+export const ROUTE_CONCURRENCY = 8;
+/** Entra tenant → our integrations, kept per instance: notification floods name the same few tenants. */
+const LINKS_TTL_MS = 30_000;
+const ITEM_LOGS = 10;
+
+export interface RouteResult {
+  items: number;
+  queued: number;
+  dropped: number;
+  /** Table reads this delivery cost (AccountIndex partitions + subscription rows). */
+  reads: number;
+}
+
+/** A per-instance cache of `AccountIndex.lookup`, negative answers included. */
+export class EntraLinkCache {
+  readonly #entries = new Map<string, { at: number; links: Promise<AccountLink[]> }>();
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Concurrent callers for the same tenant share one read. `read` is only called on a miss. */
+  get(entra: string, read: () => Promise<AccountLink[]>): { links: Promise<AccountLink[]>; miss: boolean } {
+    const hit = this.#entries.get(entra);
+    if (hit && this.now() - hit.at < LINKS_TTL_MS) return { links: hit.links, miss: false };
+    const links = read();
+    this.#entries.set(entra, { at: this.now(), links });
+    // A failed read is not remembered.
+    links.catch(() => this.#entries.delete(entra));
+    if (this.#entries.size > 10_000) this.#entries.delete(this.#entries.keys().next().value as string);
+    return { links, miss: true };
+  }
+}
+
+const defaultCache = new EntraLinkCache();
+
+/**
+ * The `graph-webhooks` router: checks each queued item against our subscriptions and turns the genuine
+ * ones into `graph-notifications` work items, as the intake used to do before answering. Reads are
+ * bounded: one AccountIndex read per distinct Entra tenant (cached per instance), one Subscriptions read
+ * per distinct (tenant, subscription) of the delivery, at most `ROUTE_CONCURRENCY` at a time.
+ * Unknown subscription, wrong tenant or wrong clientState all end the same: dropped, counted, logged
+ * (the first few), never processed. A redelivered message queues the same work items again, which the
+ * mail worker absorbs (it claims per message id).
+ */
+export async function routeNotifications(gs: GraphServices, message: GraphDeliveryMessage, log: Logger, cache: EntraLinkCache = defaultCache): Promise<RouteResult> {
+  const result: RouteResult = { items: message.items.length, queued: 0, dropped: 0, reads: 0 };
+  const subs = new Map<string, Promise<Subscription | undefined>>();
+  const limit = limiter(ROUTE_CONCURRENCY);
+
+  const linksOf = (entra: string) => {
+    const { links, miss } = cache.get(entra, () => limit(() => gs.accountIndex.lookup(entra)));
+    if (miss) result.reads++;
+    return links;
+  };
+  const subscription = (link: AccountLink, subscriptionId: string) => {
+    const key = `${link.tenantId}\u0000${subscriptionId}`;
+    let p = subs.get(key);
+    if (!p) {
+      result.reads++;
+      p = limit(() => gs.subscriptionsRepo.get(link.tenantId, subscriptionId));
+      subs.set(key, p);
+    }
+    return p;
+  };
+
+  const verified = async (item: GraphDeliveryItem): Promise<{ sub?: Subscription; reason?: string }> => {
+    for (const link of await linksOf(item.entraTenantId)) {
+      const sub = await subscription(link, item.subscriptionId);
+      if (!sub || sub.integrationId !== link.integrationId || sub.entraTenantId.toLowerCase() !== item.entraTenantId) continue;
+      return hashesMatch(item.clientStateHash, sub.clientStateHash) ? { sub } : { reason: 'clientState mismatch' };
+    }
+    return { reason: 'unknown subscription' };
+  };
+
+  let logged = 0;
+  const work = await Promise.all(
+    message.items.map(async (item, index): Promise<GraphWorkItemInput | undefined> => {
+      const { sub, reason } = await verified(item);
+      if (!sub) {
+        // The ids are opaque and safe to log; the clientState (and its hash) never is.
+        if (logged++ < ITEM_LOGS) log.warn('graph notification dropped', { kind: message.kind, index, reason, subscriptionId: item.subscriptionId });
+        return undefined;
+      }
+      const ids = { tenantId: sub.tenantId, integrationId: sub.integrationId, mailbox: sub.mailbox };
+      if (message.kind === 'lifecycle') {
+        if (!item.lifecycleEvent) return undefined;
+        return { kind: 'lifecycle', ...ids, subscriptionId: sub.subscriptionId, event: item.lifecycleEvent };
+      }
+      if (!item.messageId) return undefined;
+      return { kind: 'message', ...ids, messageId: item.messageId, via: 'notification', subscriptionId: sub.subscriptionId };
+    }),
+  );
+  const items = work.filter((w): w is GraphWorkItemInput => w !== undefined);
+  result.dropped = message.items.length - items.length;
+  await Promise.all(items.map((i) => limit(() => gs.services.queues.send(QUEUES.graphNotifications, i))));
+  result.queued = items.length;
+  for (const i of items.slice(0, ITEM_LOGS)) log.info('graph notification queued', { kind: message.kind, tenantId: i.tenantId, integrationId: i.integrationId, work: i.kind });
+  return result;
+}
+
+/** Both are SHA-256 hex digests; compared in constant time. */
+function hashesMatch(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'hex');
+  const y = Buffer.from(b, 'hex');
+  return x.length === 32 && x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** At most `n` of the returned function's tasks run at once (a tiny p-limit; one caller, one module). */
+function limiter(n: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    if (active >= n) await new Promise<void>((resolve) => waiting.push(resolve));
+    active++;
+    try {
+      return await task();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
