@@ -3,13 +3,11 @@ import type { Logger } from '../../platform/logging';
 import { QUEUES } from '../../storage';
 import type { GraphDeliveryItem, GraphDeliveryMessage } from './notifications';
 import type { GraphServices } from './services';
-import type { AccountLink, Subscription } from './store';
+import type { AccountLink, EntraLinkCache, Subscription } from './store';
 import type { GraphWorkItemInput } from './workItems';
 
 /** Table reads (AccountIndex, Subscriptions) and queue writes in flight per delivery. */
 export const ROUTE_CONCURRENCY = 8;
-/** Entra tenant → our integrations, kept per instance: notification floods name the same few tenants. */
-const LINKS_TTL_MS = 30_000;
 const ITEM_LOGS = 10;
 
 export interface RouteResult {
@@ -20,36 +18,19 @@ export interface RouteResult {
   reads: number;
 }
 
-/** A per-instance cache of `AccountIndex.lookup`, negative answers included. */
-export class EntraLinkCache {
-  readonly #entries = new Map<string, { at: number; links: Promise<AccountLink[]> }>();
-  constructor(private readonly now: () => number = Date.now) {}
-
-  /** Concurrent callers for the same tenant share one read. `read` is only called on a miss. */
-  get(entra: string, read: () => Promise<AccountLink[]>): { links: Promise<AccountLink[]>; miss: boolean } {
-    const hit = this.#entries.get(entra);
-    if (hit && this.now() - hit.at < LINKS_TTL_MS) return { links: hit.links, miss: false };
-    const links = read();
-    this.#entries.set(entra, { at: this.now(), links });
-    // A failed read is not remembered.
-    links.catch(() => this.#entries.delete(entra));
-    if (this.#entries.size > 10_000) this.#entries.delete(this.#entries.keys().next().value as string);
-    return { links, miss: true };
-  }
-}
-
-const defaultCache = new EntraLinkCache();
 
 /**
  * The `graph-webhooks` router: checks each queued item against our subscriptions and turns the genuine
  * ones into `graph-notifications` work items, as the intake used to do before answering. Reads are
  * bounded: one AccountIndex read per distinct Entra tenant (cached per instance), one Subscriptions read
  * per distinct (tenant, subscription) of the delivery, at most `ROUTE_CONCURRENCY` at a time.
- * Unknown subscription, wrong tenant or wrong clientState all end the same: dropped, counted, logged
+ * The AccountIndex cache is forgotten for an Entra tenant when this instance links or unlinks it; another
+ * instance's link is seen within `LINKS_TTL_MS`, and a notification dropped meanwhile is recovered by the
+ * delta backstop. Unknown subscription, wrong tenant or wrong clientState all end the same: dropped, counted, logged
  * (the first few), never processed. A redelivered message queues the same work items again, which the
  * mail worker absorbs (it claims per message id).
  */
-export async function routeNotifications(gs: GraphServices, message: GraphDeliveryMessage, log: Logger, cache: EntraLinkCache = defaultCache): Promise<RouteResult> {
+export async function routeNotifications(gs: GraphServices, message: GraphDeliveryMessage, log: Logger, cache: EntraLinkCache = gs.accountIndex.cache): Promise<RouteResult> {
   const result: RouteResult = { items: message.items.length, queued: 0, dropped: 0, reads: 0 };
   const subs = new Map<string, Promise<Subscription | undefined>>();
   const limit = limiter(ROUTE_CONCURRENCY);

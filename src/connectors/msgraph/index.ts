@@ -35,7 +35,8 @@ export {
   type GraphDeliveryMessage,
   type GraphDeliveryItem,
 } from './notifications';
-export { routeNotifications, EntraLinkCache, ROUTE_CONCURRENCY, type RouteResult } from './deliveries';
+export { routeNotifications, ROUTE_CONCURRENCY, type RouteResult } from './deliveries';
+export { EntraLinkCache } from './store';
 export { processWorkItem, queueMaintenance, ticketRefFor, CREATE_EVENT, COMMENT_EVENT, type WorkOutcome } from './worker';
 export { graphWorkItemSchema, type GraphWorkItem, type GraphWorkItemInput } from './workItems';
 export { watchMailbox, unwatchMailbox, mailboxView, syncMailbox, ensureSubscription, MAX_MAILBOXES_PER_INTEGRATION } from './mailboxes';
