@@ -5,7 +5,9 @@ import path from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { tenantToken } from './jwt';
 
-export const ROOT = path.resolve(__dirname, '..', '..');
+// From test/helpers under jest, or from dist/test/helpers when a compiled benchmark uses these helpers.
+const UP = path.resolve(__dirname, '..', '..');
+export const ROOT = path.basename(UP) === 'dist' ? path.dirname(UP) : UP;
 
 export interface RunningHost {
   url: string;

@@ -1,10 +1,10 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../../platform/logging';
-import { QUEUES } from '../../storage';
+import { QUEUES, splitIntoMessages } from '../../storage';
 import type { GraphDeliveryItem, GraphDeliveryMessage } from './notifications';
 import type { GraphServices } from './services';
 import type { AccountLink, EntraLinkCache, Subscription } from './store';
-import type { GraphWorkItemInput } from './workItems';
+import { MAX_MESSAGES_PER_ITEM, type GraphWorkItemInput } from './workItems';
 
 /** Table reads (AccountIndex, Subscriptions) and queue writes in flight per delivery. */
 export const ROUTE_CONCURRENCY = 8;
@@ -16,6 +16,8 @@ export interface RouteResult {
   dropped: number;
   /** Table reads this delivery cost (AccountIndex partitions + subscription rows). */
   reads: number;
+  /** Queue messages written to `graph-notifications`. */
+  messages: number;
 }
 
 
@@ -31,7 +33,7 @@ export interface RouteResult {
  * mail worker absorbs (it claims per message id).
  */
 export async function routeNotifications(gs: GraphServices, message: GraphDeliveryMessage, log: Logger, cache: EntraLinkCache = gs.accountIndex.cache): Promise<RouteResult> {
-  const result: RouteResult = { items: message.items.length, queued: 0, dropped: 0, reads: 0 };
+  const result: RouteResult = { items: message.items.length, queued: 0, dropped: 0, reads: 0, messages: 0 };
   const subs = new Map<string, Promise<Subscription | undefined>>();
   const limit = limiter(ROUTE_CONCURRENCY);
 
@@ -78,11 +80,13 @@ export async function routeNotifications(gs: GraphServices, message: GraphDelive
       return { kind: 'message', ...ids, messageId: item.messageId, via: 'notification', subscriptionId: sub.subscriptionId };
     }),
   );
-  const items = work.filter((w): w is GraphWorkItemInput => w !== undefined);
-  result.dropped = message.items.length - items.length;
-  await Promise.all(items.map((i) => limit(() => gs.services.queues.send(QUEUES.graphNotifications, i))));
-  result.queued = items.length;
-  for (const i of items.slice(0, ITEM_LOGS)) log.info('graph notification queued', { kind: message.kind, tenantId: i.tenantId, integrationId: i.integrationId, work: i.kind });
+  const verifiedItems = work.filter((w): w is GraphWorkItemInput => w !== undefined);
+  result.dropped = message.items.length - verifiedItems.length;
+  const out = groupByMailbox(verifiedItems);
+  await Promise.all(out.map((i) => limit(() => gs.services.queues.send(QUEUES.graphNotifications, i))));
+  result.queued = verifiedItems.length;
+  result.messages = out.length;
+  for (const i of out.slice(0, ITEM_LOGS)) log.info('graph notification queued', { kind: message.kind, tenantId: i.tenantId, integrationId: i.integrationId, work: i.kind, ...(i.kind === 'messages' ? { messages: i.messageIds.length } : {}) });
   return result;
 }
 
@@ -107,4 +111,36 @@ function limiter(n: number): <T>(task: () => Promise<T>) => Promise<T> {
       waiting.shift()?.();
     }
   };
+}
+
+/**
+ * New mails of the same mailbox (and subscription) become one `messages` work item of up to 100 ids,
+ * split further by the encoded bytes a queue message holds; a lone mail stays a `message`. A delivery
+ * of 100 notifications for one mailbox is then one queue write, not 100.
+ */
+function groupByMailbox(items: GraphWorkItemInput[]): GraphWorkItemInput[] {
+  const out: GraphWorkItemInput[] = [];
+  const groups = new Map<string, Extract<GraphWorkItemInput, { kind: 'message' }>[]>();
+  for (const i of items) {
+    if (i.kind !== 'message') {
+      out.push(i);
+      continue;
+    }
+    const key = [i.tenantId, i.integrationId, i.mailbox, i.subscriptionId ?? ''].join('\u0000');
+    groups.set(key, [...(groups.get(key) ?? []), i]);
+  }
+  for (const group of groups.values()) {
+    const first = group[0] as Extract<GraphWorkItemInput, { kind: 'message' }>;
+    if (group.length === 1) {
+      out.push(first);
+      continue;
+    }
+    const ids = [...new Set(group.map((g) => g.messageId))];
+    for (let k = 0; k < ids.length; k += MAX_MESSAGES_PER_ITEM) {
+      const chunk = ids.slice(k, k + MAX_MESSAGES_PER_ITEM);
+      const make = (part: string[]): GraphWorkItemInput => ({ kind: 'messages', tenantId: first.tenantId, integrationId: first.integrationId, mailbox: first.mailbox, via: 'notification', ...(first.subscriptionId ? { subscriptionId: first.subscriptionId } : {}), messageIds: part });
+      out.push(...splitIntoMessages(QUEUES.graphNotifications, chunk, make));
+    }
+  }
+  return out;
 }

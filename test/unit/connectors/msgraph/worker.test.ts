@@ -163,6 +163,13 @@ describe('Graph subscriptions and mail worker (Azurite + fake Graph)', () => {
     expect([r1.outcome, r2.outcome]).toEqual(['created', 'duplicate']);
   });
 
+  it('a `messages` work item (the router groups a delivery by mailbox) handles each mail once, also when redelivered', async () => {
+    const mails = await Promise.all([1, 2, 3].map((n) => fake.deliverMail(entra, support, { from: `g${n}@customer.example`, subject: `Grouped ${n}`, text: 'grouped' }, { notify: false })));
+    const item: GraphWorkItemInput = { kind: 'messages', tenantId: tenant, integrationId: integration, mailbox: support, via: 'notification', messageIds: mails.map((m) => m.message.immutableId) };
+    expect(await run(item)).toEqual({ outcome: 'messages', results: { created: 3 } });
+    expect(await run(item)).toEqual({ outcome: 'messages', results: { duplicate: 3 } });
+  });
+
   it('maintenance renews a subscription close to expiry and recreates one Graph lost', async () => {
     const mailbox = await gs.mailboxes.get(tenant, integration, support);
     const sub = await gs.subscriptionsRepo.get(tenant, mailbox?.subscriptionId as string);
