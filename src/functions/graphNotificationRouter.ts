@@ -1,5 +1,6 @@
 import { app } from '@azure/functions';
 import { getGraphServices, graphDeliveryMessageSchema, routeNotifications } from '../connectors/msgraph';
+import { webhookStage } from '../platform/limiter';
 import { queueHandler } from '../platform/workers';
 import { QUEUES } from '../storage';
 
@@ -12,7 +13,7 @@ app.storageQueue('graphNotificationRouter', {
   queueName: QUEUES.graphWebhooks,
   connection: 'AzureWebJobsStorage',
   handler: queueHandler({ queue: QUEUES.graphWebhooks, schema: graphDeliveryMessageSchema }, async ({ message, log }) => {
-    const result = await routeNotifications(getGraphServices(), message, log);
+    const result = await webhookStage(() => routeNotifications(getGraphServices(), message, log));
     log.info('graph notification delivery routed', { kind: message.kind, part: message.part, ...result });
   }),
 });

@@ -1,5 +1,6 @@
 import { app } from '@azure/functions';
 import { fanOut, getHubSpotServices, hubspotDeliveryMessageSchema } from '../connectors/hubspot';
+import { webhookStage } from '../platform/limiter';
 import { queueHandler } from '../platform/workers';
 import { QUEUES } from '../storage';
 
@@ -13,7 +14,7 @@ app.storageQueue('hubspotWebhookFanOut', {
   connection: 'AzureWebJobsStorage',
   handler: queueHandler({ queue: QUEUES.hubspotWebhooks, schema: hubspotDeliveryMessageSchema }, async ({ message, services, log }) => {
     const hs = getHubSpotServices();
-    const result = await fanOut({ accountIndex: hs.accountIndex, processed: services.processed, queues: services.queues, log }, message);
+    const result = await webhookStage(() => fanOut({ accountIndex: hs.accountIndex, processed: services.processed, queues: services.queues, log }, message));
     log.info('HubSpot webhook delivery fanned out', { part: message.part, ...result });
   }),
 });

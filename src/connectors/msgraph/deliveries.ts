@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { limiter } from '../../platform/limiter';
 import type { Logger } from '../../platform/logging';
 import { QUEUES, splitIntoMessages } from '../../storage';
 import type { GraphDeliveryItem, GraphDeliveryMessage } from './notifications';
@@ -95,22 +96,6 @@ function hashesMatch(a: string, b: string): boolean {
   const x = Buffer.from(a, 'hex');
   const y = Buffer.from(b, 'hex');
   return x.length === 32 && x.length === y.length && timingSafeEqual(x, y);
-}
-
-/** At most `n` of the returned function's tasks run at once (a tiny p-limit; one caller, one module). */
-function limiter(n: number): <T>(task: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const waiting: Array<() => void> = [];
-  return async <T>(task: () => Promise<T>): Promise<T> => {
-    if (active >= n) await new Promise<void>((resolve) => waiting.push(resolve));
-    active++;
-    try {
-      return await task();
-    } finally {
-      active--;
-      waiting.shift()?.();
-    }
-  };
 }
 
 /**
