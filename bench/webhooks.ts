@@ -38,6 +38,8 @@ const EVENTS_PER_DELIVERY = 100;
 const REPLAY_EVERY = 10;
 /** Graph gives up after 3 s and HubSpot after 5 s; a request still open at 30 s counts as an error. */
 const REQUEST_TIMEOUT_MS = 30_000;
+/** The runner finishes what it holds before it exits, so no message is left invisible (in flight) behind it. */
+const STOP_GRACE_MS = 180_000;
 const GOAL_P99_MS = 250;
 const ROOT = path.resolve(__dirname, '..', '..');
 const PUBLIC_BASE_URL = 'http://localhost:7071';
@@ -167,10 +169,10 @@ async function hubspotRuns(setup: Setup, fake: FakeHubSpot, rows: Row[]): Promis
   const api = apiClient(() => host, { tenant: 'bench-tenant' });
   const connected = await api('hubspot/integrations/bench-tenant', { method: 'POST', body: JSON.stringify({ access_token: fake.createPrivateAppToken(hubId) }) });
   if (connected.status !== 201) throw new Error(`could not connect the bench integration: ${connected.status} ${await connected.text()}`);
-  const target = `${host.url}/api/webhooks/hubspot`;
   let objectId = 1;
   for (const concurrency of LEVELS) {
     const seconds = concurrency >= 50 ? LONG_S : SHORT_S;
+    const target = `${host.url}/api/webhooks/hubspot`;
     await clear(setup.clients, [QUEUES.hubspotWebhooks, QUEUES.hubspotEvents]);
     const sent: Array<Array<Record<string, unknown>>> = [];
     const accepted = new Set<string>();
@@ -185,7 +187,7 @@ async function hubspotRuns(setup: Setup, fake: FakeHubSpot, rows: Row[]): Promis
     process.stdout.write(`hubspot: ${concurrency} at once for ${seconds} s … `);
     const r = await load(concurrency, seconds, next, (d) => d.ids.forEach((id) => accepted.add(id)));
     const drainSeconds = await waitDrained(setup.clients, QUEUES.hubspotWebhooks);
-    await host.stop();
+    await host.stop(STOP_GRACE_MS);
     const pendingIds = new Set((await drainAll(setup.clients, QUEUES.hubspotWebhooks)).flatMap((m) => (m as { events: Array<{ eventId: string }> }).events.map((e) => e.eventId)));
     const queuedList = (await drainAll(setup.clients, QUEUES.hubspotEvents)).flatMap((m) => (m as { integrationId: string; events: Array<{ eventId: string }> }).events.map((e) => `${(m as { integrationId: string }).integrationId}/${e.eventId}`));
     const queued = new Set(queuedList);
@@ -246,7 +248,7 @@ async function graphRuns(setup: Setup, rows: Row[]): Promise<void> {
     process.stdout.write(`graph: ${concurrency} at once for ${seconds} s … `);
     const r = await load(concurrency, seconds, next, (d) => d.ids.forEach((id) => accepted.add(id)));
     const drainSeconds = await waitDrained(setup.clients, QUEUES.graphWebhooks);
-    await host.stop();
+    await host.stop(STOP_GRACE_MS);
     const pendingIds = new Set((await drainAll(setup.clients, QUEUES.graphWebhooks)).flatMap((m) => (m as { items: Array<{ messageId?: string }> }).items.map((i) => i.messageId ?? '')));
     const work = (await drainAll(setup.clients, QUEUES.graphNotifications)).flatMap((m) => (m as { messageIds?: string[] }).messageIds ?? [(m as { messageId: string }).messageId]);
     const queued = new Set(work);

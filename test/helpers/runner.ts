@@ -14,7 +14,8 @@ export interface RunningHost {
   functionKey: string;
   masterKey: string;
   output(): string;
-  stop(): Promise<void>;
+  /** SIGTERM, then SIGKILL after `graceMs` (10 s). */
+  stop(graceMs?: number): Promise<void>;
   /** SIGKILL: the process dies at whatever instruction it is at (a crash, not a shutdown). */
   kill(): Promise<void>;
   exited: Promise<number | null>;
@@ -56,10 +57,10 @@ export function startRunner(opts: { appDir?: string; env: Record<string, string 
           masterKey,
           output: () => out,
           exited,
-          stop: async () => {
+          stop: async (graceMs = 10_000) => {
             if (child.exitCode !== null) return;
             child.kill('SIGTERM');
-            const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+            const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
             await exited;
             clearTimeout(t);
           },
