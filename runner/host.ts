@@ -90,6 +90,17 @@ function triggerOf(reg: Registration, prefix: string): Trigger {
  * A small Functions host for local runs and end-to-end tests: it serves the app's HTTP triggers, fires
  * its timers and polls its storage queues, invoking handlers through the library's programming model.
  */
+/**
+ * `AzureWebJobs.<FunctionName>.Disabled` set to true (or 1), as the Functions host reads it: the function
+ * is not triggered (its queue is left alone, its route answers 404). Tests use it to stop a stage.
+ */
+export function isDisabled(functionName: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  // Setting names are case-insensitive in the host; `_` stands for `.` where a shell cannot name a variable with dots.
+  const wanted = new Set([`azurewebjobs.${functionName}.disabled`, `azurewebjobs_${functionName}_disabled`].map((k) => k.toLowerCase()));
+  const key = Object.keys(env).find((k) => wanted.has(k.toLowerCase()));
+  return key !== undefined && /^(true|1)$/i.test(env[key] ?? '');
+}
+
 export class LocalFunctionHost {
   readonly functions: LoadedFunction[];
   private server: http.Server | undefined;
@@ -143,6 +154,10 @@ export class LocalFunctionHost {
     const port = (this.server.address() as AddressInfo).port;
 
     for (const f of this.functions) {
+      if (isDisabled(f.reg.metadata.name)) {
+        this.log(`[info] ${f.reg.metadata.name} is disabled (AzureWebJobs.${f.reg.metadata.name}.Disabled)`);
+        continue;
+      }
       if (f.trigger.kind === 'timer') {
         const t = new TimerRunner(f.reg, f.trigger.binding, f.trigger.schedule, f.trigger.runOnStartup, this.invoker, (l, m) => this.log(`[${l}] ${m}`), (r) =>
           this.writeOutputs(f.reg, r),
@@ -202,7 +217,7 @@ export class LocalFunctionHost {
     const pathname = url.pathname;
     const candidates = this.functions
       .flatMap((f) => (f.trigger.kind === 'http' ? [{ f, t: f.trigger, params: matchRoute(f.trigger.route, pathname) }] : []))
-      .filter((c) => c.params !== undefined && c.t.methods.includes(method))
+      .filter((c) => c.params !== undefined && c.t.methods.includes(method) && !isDisabled(c.f.reg.metadata.name))
       .sort((a, b) => b.t.route.score - a.t.route.score);
     const hit = candidates[0];
     if (!hit) {
@@ -295,12 +310,6 @@ export class LocalFunctionHost {
       }
     }
   }
-}
-
-/** The host's app setting for disabling one function; `true` or `1`, case-insensitive. */
-export function isDisabled(name: string, env: NodeJS.ProcessEnv = process.env): boolean {
-  const key = Object.keys(env).find((k) => k.toLowerCase() === `azurewebjobs.${name.toLowerCase()}.disabled`);
-  return key !== undefined && /^(true|1)$/i.test(env[key] ?? '');
 }
 
 /**

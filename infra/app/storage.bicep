@@ -44,7 +44,9 @@ var tableNames = [
 var queueNames = [
   'hubspot-sync'
   'hubspot-events'
+  'hubspot-webhooks'
   'graph-notifications'
+  'graph-webhooks'
   'teams-cards'
   'engine-events'
 ]

@@ -73,6 +73,23 @@ export class ExpiryIndex {
     await this.table.upsert(pk, entryKey(kind, part, rk), { kind, part, rk, expiresAt }, 'Replace');
   }
 
+  /**
+   * `schedule` for many rows of one kind at once, in entity-group transactions per expiry partition (rows
+   * claimed together expire in the same hour, so usually one transaction): a batch claim costs one more
+   * write, not one per row.
+   */
+  async scheduleMany(tenant: TenantId, kind: string, rows: Array<{ part: string; rk: string; expiresAt: number }>): Promise<void> {
+    if (!this.kinds.has(kind)) throw new Error(`No expiring row kind "${kind}" is registered.`);
+    const byPartition = new Map<string, Array<{ rowKey: string; data: ExpiryRow }>>();
+    for (const r of rows) {
+      const pk = partitionKey.expiry(expiryHour(r.expiresAt), tenant);
+      const list = byPartition.get(pk) ?? [];
+      list.push({ rowKey: entryKey(kind, r.part, r.rk), data: { kind, part: r.part, rk: r.rk, expiresAt: r.expiresAt } });
+      byPartition.set(pk, list);
+    }
+    for (const [pk, list] of byPartition) await this.table.upsertMany(pk as PartitionKey, list, 'Replace');
+  }
+
   /** Deletes what has expired, up to `maxEntries` index entries per run. */
   async sweep(opts: { maxEntries?: number } = {}): Promise<SweepResult> {
     const max = opts.maxEntries ?? 20_000;

@@ -26,7 +26,11 @@ export type TableName = (typeof TABLES)[keyof typeof TABLES];
 export const QUEUES = {
   hubspotSync: 'hubspot-sync',
   hubspotEvents: 'hubspot-events',
+  /** Verified HubSpot deliveries as received, before fan-out to integrations (see `INTAKE_QUEUES`). */
+  hubspotWebhooks: 'hubspot-webhooks',
   graphNotifications: 'graph-notifications',
+  /** Graph notification deliveries as received, before their subscriptions are checked. */
+  graphWebhooks: 'graph-webhooks',
   teamsCards: 'teams-cards',
   engineEvents: 'engine-events',
 } as const;
@@ -46,6 +50,15 @@ export type BlobContainerName = (typeof BLOB_CONTAINERS)[keyof typeof BLOB_CONTA
 export const ALL_TABLES: readonly TableName[] = Object.values(TABLES);
 export const ALL_QUEUES: readonly QueueName[] = Object.values(QUEUES);
 export const ALL_BLOB_CONTAINERS: readonly BlobContainerName[] = Object.values(BLOB_CONTAINERS);
+
+/**
+ * Queues that hold webhook deliveries before any tenant is known: a delivery names an external account
+ * (a HubSpot portal, an Entra tenant), and only its consumer resolves that to tenants through the
+ * AccountIndex. Their messages are account-scoped instead of tenant-scoped, and every message their
+ * consumers write onwards names its tenant again.
+ */
+export const INTAKE_QUEUES = [QUEUES.hubspotWebhooks, QUEUES.graphWebhooks] as const;
+export type IntakeQueueName = (typeof INTAKE_QUEUES)[number];
 
 /**
  * How our code encodes queue messages; host.json `extensions.queues.messageEncoding` must say the same

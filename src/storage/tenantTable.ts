@@ -19,6 +19,8 @@ export interface Page<T extends RowData> {
 }
 
 const MAX_BATCH = 100;
+/** "No more than 15 discrete comparisons are permitted within a $filter string" (Table service); one is the PartitionKey's. */
+const FILTER_KEYS = 14;
 // The service caps a transaction at 4 MiB; leave headroom for the multipart framing.
 const MAX_BATCH_BYTES = 3.5 * 1024 * 1024;
 
@@ -147,6 +149,40 @@ export class TenantTable<T extends RowData> {
     }
     await flush();
     return transactions;
+  }
+
+  /**
+   * Inserts up to 100 new rows of one partition in ONE entity-group transaction: all or none. Any row
+   * that exists already fails the whole transaction with `ConflictError`, and nothing is written.
+   */
+  async createAll(pk: PartitionKey, rows: Array<{ rowKey: string; data: T }>): Promise<void> {
+    if (rows.length === 0) return;
+    if (rows.length > MAX_BATCH || new Set(rows.map((r) => r.rowKey)).size !== rows.length) throw new Error('createAll takes at most 100 rows with distinct keys');
+    try {
+      await this.client.submitTransaction(rows.map((r): TransactionAction => ['create', { ...r.data, partitionKey: pk, rowKey: r.rowKey }]));
+    } catch (err) {
+      if (err instanceof RestError && err.statusCode === 409) throw new ConflictError(`${this.name} row already exists`, err);
+      throw err;
+    }
+  }
+
+  /**
+   * Point reads of many rows of one partition, as few queries as the service allows: a filter may hold
+   * at most 15 discrete comparisons, so one query per 14 row keys (plus the partition key), in parallel.
+   * Missing rows are absent from the map.
+   */
+  async getMany(pk: PartitionKey, rowKeys: string[]): Promise<Map<string, Row<T>>> {
+    const unique = [...new Set(rowKeys)];
+    const out = new Map<string, Row<T>>();
+    const groups: string[][] = [];
+    for (let i = 0; i < unique.length; i += FILTER_KEYS) groups.push(unique.slice(i, i + FILTER_KEYS));
+    await Promise.all(
+      groups.map(async (keys) => {
+        const filter = keys.map((rk) => odata`RowKey eq ${rk}`).join(' or ');
+        for await (const row of this.all(pk, filter)) out.set(row.rowKey, row);
+      }),
+    );
+    return out;
   }
 
   /** Deletes many rows of one partition in transactions of at most 100. */

@@ -34,6 +34,7 @@ describe('HubSpot connector end to end', () => {
   let azurite: AzuriteInstance;
   let fake: FakeHubSpot;
   let host: RunningHost;
+  let runnerEnv: Record<string, string | undefined> = {};
   let secretDir: string;
   let clients: StorageClients;
   let secrets: LocalSecretStore;
@@ -52,15 +53,14 @@ describe('HubSpot connector end to end', () => {
     hubId = fake.addPortal({ hubDomain: 'acme-support.hubspot.com' }).hubId;
     fake.setPipelines(hubId, [{ id: '0', label: 'Support', stages: [{ id: '1', label: 'New' }, { id: '2', label: 'In progress' }] }]);
     fake.seed(hubId, 'tickets', 25);
-    host = await startRunner({
-      env: {
-        ...localAppEnv({ storage: azurite.connectionString, secretKey: localKey.toString('base64'), secretDir: secretDir, jwtSecret: TEST_JWT_SECRET, publicBaseUrl: PUBLIC_BASE_URL }),
-        HUBSPOT_CLIENT_ID: fake.clientId,
-        HUBSPOT_CLIENT_SECRET: fake.clientSecret,
-        HUBSPOT_REDIRECT_URI: REDIRECT_URI,
-        HUBSPOT_API_BASE_URL: fake.url,
-      },
-    });
+    runnerEnv = {
+      ...localAppEnv({ storage: azurite.connectionString, secretKey: localKey.toString('base64'), secretDir: secretDir, jwtSecret: TEST_JWT_SECRET, publicBaseUrl: PUBLIC_BASE_URL }),
+      HUBSPOT_CLIENT_ID: fake.clientId,
+      HUBSPOT_CLIENT_SECRET: fake.clientSecret,
+      HUBSPOT_REDIRECT_URI: REDIRECT_URI,
+      HUBSPOT_API_BASE_URL: fake.url,
+    };
+    host = await startRunner({ env: runnerEnv });
   }, 120_000);
 
   afterAll(async () => {
@@ -78,7 +78,8 @@ describe('HubSpot connector end to end', () => {
       .output()
       .split('\n')
       .filter((l) => l.includes('"HubSpot webhook'))
-      .map((l) => JSON.parse(l.slice(l.indexOf('{'))) as { msg: string; queued?: number; duplicates?: number; reason?: string; unrouted?: number; inProgress?: number });
+      .map((l) => JSON.parse(l.slice(l.indexOf('{'))) as { msg: string; queued?: number; duplicates?: number; reason?: string; unrouted?: number; deferred?: number; accepted?: number; messages?: number });
+  const fannedOut = () => webhookLogs().filter((l) => l.msg === 'HubSpot webhook delivery fanned out');
 
   /** Reads engine-events until `match` is seen (others are dropped); the runner's workers fill it. */
   async function nextEngineEvent(match: (e: CloudEventLike) => boolean, timeoutMs = 60_000): Promise<CloudEventLike> {
@@ -294,11 +295,18 @@ describe('HubSpot connector end to end', () => {
     const refused = webhookLogs().filter((l) => l.msg === 'HubSpot webhook refused').map((l) => l.reason);
     expect(refused).toEqual(expect.arrayContaining(['mismatch', 'stale', 'missing']));
 
-    // Replayed: the same event twice; the second delivery is accepted but queues nothing.
+    // Replayed: the same event twice; the second delivery is accepted (one message each) but its
+    // fan-out queues nothing.
+    const fanned = fannedOut().length;
     expect((await send([event])).status).toBe(204);
+    await waitFor('the first fan-out', async () => (fannedOut().length > fanned ? true : undefined));
     expect((await send([{ ...event, attemptNumber: 1 }])).status).toBe(204);
-    const logs = accepted().slice(before);
-    expect(logs.map((l) => [l.queued, l.duplicates])).toEqual([
+    await waitFor('the second fan-out', async () => (fannedOut().length > fanned + 1 ? true : undefined));
+    expect(accepted().slice(before).map((l) => [l.accepted, l.messages])).toEqual([
+      [1, 1],
+      [1, 1],
+    ]);
+    expect(fannedOut().slice(fanned).map((l) => [l.queued, l.duplicates])).toEqual([
       [1, 0],
       [0, 1],
     ]);
@@ -306,23 +314,54 @@ describe('HubSpot connector end to end', () => {
     expect(host.output()).not.toContain(fake.clientSecret);
   }, 60_000);
 
-  it('events a dead handler claimed but never queued are not dropped as duplicates: HubSpot is asked to deliver again', async () => {
+  it('events another delivery holds unconfirmed are not dropped as duplicates: answered 204 at once, deferred in the worker', async () => {
     const [ticket] = fake.seed(hubId, 'tickets', 1) as [string];
     const event = fake.webhookEvent(hubId, { subscriptionType: 'ticket.propertyChange', objectId: ticket, propertyName: 'subject' });
-    // What a handler leaves behind when its process dies after claiming: a young, unconfirmed claim.
+    // What a fan-out leaves behind when its process dies after claiming: a young, unconfirmed claim.
     const processed = new ProcessedStore(new TenantTable<ProcessedRow>(clients.table(TABLES.processed)));
-    expect(await processed.claimProvisional(WEBHOOK_CLAIM_SOURCE, tenantId(A), webhookClaimId(integration, eventKey(webhookEventSchema.parse(event))), { staleAfterMs: WEBHOOK_CLAIM_STALE_MS })).toBe('claimed');
-    const accepted = () => webhookLogs().filter((l) => l.msg === 'HubSpot webhook accepted');
-    const before = accepted().length;
+    const claims = await processed.claimMany(WEBHOOK_CLAIM_SOURCE, tenantId(A), [{ id: webhookClaimId(integration, eventKey(webhookEventSchema.parse(event))) }], { staleAfterMs: WEBHOOK_CLAIM_STALE_MS, owner: 'a-dead-delivery' });
+    expect([...claims.values()]).toEqual(['claimed']);
+    const fanned = fannedOut().length;
     await clients.queue('hubspot-events').clearMessages();
 
     const res = await send([event]);
-    expect(res.status).toBe(503);
-    expect(res.headers.get('retry-after')).toBe('60');
-    expect(res.headers.get('content-type')).toContain('application/problem+json');
-    expect(accepted().slice(before).map((l) => [l.queued, l.duplicates, l.inProgress])).toEqual([[0, 0, 1]]);
+    expect(res.status).toBe(204);
+    await waitFor('the fan-out', async () => (fannedOut().length > fanned ? true : undefined));
+    expect(fannedOut().slice(fanned).map((l) => [l.queued, l.duplicates, l.deferred])).toEqual([[0, 0, 1]]);
     expect((await clients.queue('hubspot-events').peekMessages({ numberOfMessages: 32 })).peekedMessageItems).toHaveLength(0);
+    // Deferred means written back, invisible until the claim is stale: the queue holds it.
+    expect((await clients.queue('hubspot-webhooks').getProperties()).approximateMessagesCount).toBeGreaterThanOrEqual(1);
+    await clients.queue('hubspot-webhooks').clearMessages();
   }, 60_000);
+
+  it('a crash after the 204 loses nothing: the delivery is on hubspot-webhooks before the answer, and the next process fans it out once', async () => {
+    const env = runnerEnv;
+    // A process whose fan-out worker never runs: the answer can only rest on the queued delivery.
+    await host.stop();
+    host = await startRunner({ env: { ...env, 'AzureWebJobs.hubspotWebhookFanOut.Disabled': 'true' } });
+    await clients.queue('hubspot-events').clearMessages();
+    const ids = fake.seed(hubId, 'tickets', 100);
+    const events = ids.map((id) => fake.webhookEvent(hubId, { subscriptionType: 'ticket.propertyChange', objectId: id, propertyName: 'subject' }));
+    expect((await send(events)).status).toBe(204);
+    // A redelivery of the same events (HubSpot did not see the answer) and a crash right after.
+    expect((await send(events.map((e) => ({ ...e, attemptNumber: 1 })))).status).toBe(204);
+    await host.kill();
+    expect((await clients.queue('hubspot-webhooks').peekMessages({ numberOfMessages: 32 })).peekedMessageItems).toHaveLength(2);
+
+    host = await startRunner({ env: { ...env, 'AzureWebJobs.hubspotEventWorker.Disabled': 'true' } });
+    await waitFor('both deliveries fanned out', async () => (fannedOut().length >= 2 ? true : undefined));
+    const got = (await clients.queue('hubspot-events').peekMessages({ numberOfMessages: 32 })).peekedMessageItems;
+    const seen = got.flatMap((m) => (JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')) as { events: Array<{ objectId: string }> }).events.map((e) => e.objectId));
+    // Exactly once: the two deliveries of the same events became one per event. (Handled side by side,
+    // the second found the first's claims unconfirmed and deferred them, which only yields duplicates later.)
+    expect(seen.sort()).toEqual([...ids].sort());
+    const outcome = fannedOut().map((l) => [l.queued ?? 0, (l.duplicates ?? 0) + (l.deferred ?? 0)]);
+    expect(outcome.map((o) => o.join('+')).sort()).toEqual(['0+100', '100+0']);
+    await host.stop();
+    await clients.queue('hubspot-events').clearMessages();
+    await clients.queue('hubspot-webhooks').clearMessages();
+    host = await startRunner({ env });
+  }, 180_000);
 
   it('contacts and companies pushed by the engine are upserted and come back with their HubSpot ids', async () => {
     const one = await api(`hubspot/contacts/${A}/${integration}`, { method: 'POST', body: JSON.stringify({ email: 'Jane.Doe@Example.com', properties: { firstname: 'Jane' } }) });
@@ -426,10 +465,10 @@ describe('HubSpot connector end to end', () => {
     const sync = (await (await api(`hubspot/sync/${A}/${integration}`)).json()) as { events: unknown[] };
     expect(sync.events.length).toBeGreaterThan(0);
 
-    const before = webhookLogs().filter((l) => l.msg === 'HubSpot webhook accepted').length;
+    const before = fannedOut().length;
     expect((await send([fake.webhookEvent(hubId, { subscriptionType: 'ticket.creation', objectId: 1 })])).status).toBe(204);
-    const after = webhookLogs().filter((l) => l.msg === 'HubSpot webhook accepted').slice(before);
-    expect(after).toEqual([expect.objectContaining({ queued: 0, unrouted: 1 })]);
+    await waitFor('the fan-out', async () => (fannedOut().length > before ? true : undefined));
+    expect(fannedOut().slice(before)).toEqual([expect.objectContaining({ queued: 0, unrouted: 1 })]);
 
     // Only the date-versioned OAuth endpoints were ever used.
     expect(fake.stats().legacyOauthCalls).toBe(0);

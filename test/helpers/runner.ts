@@ -10,14 +10,19 @@ import { queueTapFile, recordOutput, registerSecret } from './secretScan';
 /** Settings whose values are credentials: the secret scan looks for each in everything the run wrote. */
 const SECRET_SETTINGS = /(SECRET|_KEY$|PASSWORD|WEBHOOK_URL)/i;
 
-export const ROOT = path.resolve(__dirname, '..', '..');
+// From test/helpers under jest, or from dist/test/helpers when a compiled benchmark uses these helpers.
+const UP = path.resolve(__dirname, '..', '..');
+export const ROOT = path.basename(UP) === 'dist' ? path.dirname(UP) : UP;
 
 export interface RunningHost {
   url: string;
   functionKey: string;
   masterKey: string;
   output(): string;
-  stop(): Promise<void>;
+  /** SIGTERM, then SIGKILL after `graceMs` (10 s). */
+  stop(graceMs?: number): Promise<void>;
+  /** SIGKILL: the process dies at whatever instruction it is at (a crash, not a shutdown). */
+  kill(): Promise<void>;
   exited: Promise<number | null>;
 }
 
@@ -63,13 +68,18 @@ export function startRunner(opts: { appDir?: string; env: Record<string, string 
           masterKey,
           output: () => out,
           exited,
-          stop: async () => {
+          stop: async (graceMs = 10_000) => {
             if (child.exitCode !== null) return;
             await recordQueues(env.AzureWebJobsStorage, runnerName);
             child.kill('SIGTERM');
-            const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+            const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
             await exited;
             clearTimeout(t);
+          },
+          kill: async () => {
+            if (child.exitCode !== null || child.signalCode !== null) return;
+            child.kill('SIGKILL');
+            await exited;
           },
         });
       }

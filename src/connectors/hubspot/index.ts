@@ -22,7 +22,9 @@ export { integrationStatus, type HubSpotStatusView } from './status';
 export { refreshIdleTokens, type IdleRefreshResult } from './tokenRefresh';
 export { replaceGrant, revokeRetiredTokens, retiredTokensSecretName, RETIRED_TOKENS_PURPOSE } from './retiredTokens';
 export { verifyHubSpotSignature, signedUri, webhookBatchSchema, webhookEventSchema, MAX_WEBHOOK_BODY_BYTES, MAX_TIMESTAMP_AGE_MS, type WebhookEvent, type SignatureCheck } from './webhooks';
-export { fanOut, WEBHOOK_CLAIM_STALE_MS, WEBHOOK_CLAIM_SOURCE, webhookClaimId, hubspotEventsMessageSchema, normalizeEvent, eventKey, type HubSpotEventsMessage, type QueuedEvent, type FanOutResult } from './events';
+export { WEBHOOK_CLAIM_STALE_MS, WEBHOOK_CLAIM_SOURCE, webhookClaimId, hubspotEventsMessageSchema, normalizeEvent, eventKey, type HubSpotEventsMessage, type QueuedEvent } from './events';
+export { receiveHubSpotDelivery, deliveryMessages, hubspotDeliveryMessageSchema, deliveryEventSchema, type HubSpotDeliveryMessage, type DeliveryEvent, type IntakeResult } from './intake';
+export { fanOut, DEFER_SECONDS, type FanOutResult, type FanOutDeps } from './fanOut';
 export { processEventsMessage, coalesce, hubspotObjectMergedSchema, type EventWorkerResult } from './eventWorker';
 export {
   upsertContacts,

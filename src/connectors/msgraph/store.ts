@@ -198,7 +198,36 @@ export interface AccountLink {
   integrationId: IntegrationId;
 }
 
+/** Entra tenant → our integrations, kept per instance: notification floods name the same few tenants. */
+export const LINKS_TTL_MS = 15_000;
+
+/** A per-instance cache of `AccountIndex.lookup`, negative answers included. */
+export class EntraLinkCache {
+  readonly #entries = new Map<string, { at: number; links: Promise<AccountLink[]> }>();
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Forgets a tenant (this instance linked or unlinked it). */
+  forget(entra: string): void {
+    this.#entries.delete(entra.toLowerCase());
+  }
+
+  /** Concurrent callers for the same tenant share one read. `read` is only called on a miss. */
+  get(entra: string, read: () => Promise<AccountLink[]>): { links: Promise<AccountLink[]>; miss: boolean } {
+    const hit = this.#entries.get(entra);
+    if (hit && this.now() - hit.at < LINKS_TTL_MS) return { links: hit.links, miss: false };
+    const links = read();
+    this.#entries.set(entra, { at: this.now(), links });
+    // A failed read is not remembered.
+    links.catch(() => this.#entries.delete(entra));
+    if (this.#entries.size > 10_000) this.#entries.delete(this.#entries.keys().next().value as string);
+    return { links, miss: true };
+  }
+}
+
 export class AccountIndex {
+  /** For the notification router (`lookup` itself always reads). */
+  readonly cache = new EntraLinkCache();
+
   constructor(private readonly table: TenantTable<Cells>) {}
 
   async link(entraTenantId: string, tenant: TenantId, integration: IntegrationId): Promise<void> {
@@ -207,10 +236,12 @@ export class AccountIndex {
       integrationId: integration,
       linkedAt: new Date().toISOString(),
     });
+    this.cache.forget(entraTenantId);
   }
 
   async unlink(entraTenantId: string, tenant: TenantId, integration: IntegrationId): Promise<void> {
     await this.table.delete(partitionKey.accountIndex('msgraph', entraTenantId.toLowerCase()), escapeKeyPart(`${tenant}:${integration}`));
+    this.cache.forget(entraTenantId);
   }
 
   async lookup(entraTenantId: string): Promise<AccountLink[]> {

@@ -42,7 +42,8 @@ export type WorkOutcome =
   | { outcome: 'created' | 'commented'; eventId: string }
   | { outcome: 'duplicate' | 'ignored' | 'dropped'; reason: string }
   | { outcome: 'maintained'; subscription: 'kept' | 'renewed' | 'created'; queued: number }
-  | { outcome: 'lifecycle'; event: string; queued: number };
+  | { outcome: 'lifecycle'; event: string; queued: number }
+  | { outcome: 'messages'; results: Record<string, number> };
 
 export function ticketRefFor(tenant: TenantId, integration: IntegrationId, firstMessageKey: string): string {
   return stableEventId(CONNECTOR, tenant, CREATE_EVENT, integration, firstMessageKey);
@@ -98,6 +99,17 @@ export async function processWorkItem(gs: GraphServices, item: GraphWorkItem, lo
     }
     case 'lifecycle':
       return processLifecycle(gs, ctx, item, log);
+    case 'messages': {
+      // Each as its own `message` (idempotent per message id), so a retry after a failure part-way
+      // re-finds the handled ones as duplicates.
+      const results: Record<string, number> = {};
+      for (const messageId of item.messageIds) {
+        const { messageIds: _ids, kind: _kind, ...rest } = item;
+        const one = await processMessage(gs, ctx, { ...rest, kind: 'message', messageId }, log);
+        results[one.outcome] = (results[one.outcome] ?? 0) + 1;
+      }
+      return { outcome: 'messages', results };
+    }
   }
 }
 

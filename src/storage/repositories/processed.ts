@@ -46,6 +46,8 @@ export interface ProcessedRow extends Record<string, string | number | boolean |
   note?: string;
   /** A provisional claim whose work is not confirmed done yet (absent on plain claims). */
   pending?: boolean;
+  /** Who took a provisional claim (`claimMany`): that owner's retry may take it over at once. */
+  owner?: string;
 }
 
 export type ProvisionalClaim = 'claimed' | 'done' | 'pending';
@@ -114,6 +116,66 @@ export class ProcessedStore {
       if (err instanceof NotFoundError) return attempt < 3 ? this.claimProvisional(source, tenant, id, opts, attempt + 1) : 'pending';
       throw err;
     }
+  }
+
+  /**
+   * `claimProvisional` for up to 100 ids at once, in about three round trips instead of one or three per
+   * id: one all-or-none transaction of inserts (the common case, all fresh); when any exists, a read
+   * of the ids (≤ 15 comparisons per query), then one transaction of inserts for those still absent;
+   * claims still pending are taken over one by one with an ETag condition, when `owner` holds them (an
+   * earlier attempt of the same work, which died) or they are stale. Bounded: three rounds, then the
+   * ids still contended count as `pending`.
+   */
+  async claimMany(source: string, tenant: TenantId, items: Array<{ id: string; note?: string }>, opts: { staleAfterMs: number; owner: string }): Promise<Map<string, ProvisionalClaim>> {
+    const pk = partitionKey.processed(source, tenant);
+    const out = new Map<string, ProvisionalClaim>();
+    const notes = new Map<string, string | undefined>();
+    for (const i of items) notes.set(i.id, i.note);
+    if (notes.size > 100) throw new Error('claimMany takes at most 100 ids');
+    const row = (id: string): ProcessedRow => {
+      const note = notes.get(id);
+      return { processedAt: this.now(), pending: true, owner: opts.owner, ...(note ? { note } : {}) };
+    };
+    let open = [...notes.keys()];
+    // Entered in the expiry index before any row is written, as single claims are.
+    const at = this.now();
+    await this.expiry?.scheduleMany(tenant, PROCESSED_EXPIRY_KIND, open.map((id) => ({ part: source, rk: escapeKeyPart(id), expiresAt: at + processedRetentionMs(source) })));
+    for (let round = 0; round < 3 && open.length > 0; round++) {
+      try {
+        await this.table.createAll(pk, open.map((id) => ({ rowKey: escapeKeyPart(id), data: row(id) })));
+        for (const id of open) out.set(id, 'claimed');
+        return out;
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+      }
+      const held = await this.table.getMany(pk, open.map(escapeKeyPart));
+      const absent: string[] = [];
+      await Promise.all(
+        open.map(async (id) => {
+          const h = held.get(escapeKeyPart(id));
+          if (!h) return void absent.push(id);
+          if (h.data.pending !== true) return void out.set(id, 'done');
+          const ours = h.data.owner === opts.owner;
+          if (!ours && this.now() - h.data.processedAt < opts.staleAfterMs) return void out.set(id, 'pending');
+          try {
+            await this.table.update(pk, escapeKeyPart(id), row(id), h.etag, 'Replace');
+            out.set(id, 'claimed');
+          } catch (e) {
+            if (e instanceof PreconditionFailedError) return void out.set(id, 'pending');
+            if (e instanceof NotFoundError) return void absent.push(id);
+            throw e;
+          }
+        }),
+      );
+      open = absent;
+    }
+    for (const id of open) out.set(id, 'pending');
+    return out;
+  }
+
+  /** Gives many claims back (transactions of 100). */
+  async releaseMany(source: string, tenant: TenantId, ids: string[]): Promise<void> {
+    await this.table.deleteMany(partitionKey.processed(source, tenant), ids.map(escapeKeyPart));
   }
 
   /** Marks provisional claims of one source and tenant done (one transaction per 100). */

@@ -168,6 +168,19 @@ describe('expired claims are deleted through the expiry index', () => {
     expect(await w.exists(WEBHOOK_CLAIM_SOURCE, A, 'k-1')).toBe(false);
   }, 60_000);
 
+  it('claims taken many at once (the webhook fan-out) expire like single ones, entered with one write', async () => {
+    const w = await world();
+    const ids = Array.from({ length: 100 }, (_, i) => ({ id: `batch-${i}` }));
+    const claimed = await w.store.claimMany(WEBHOOK_CLAIM_SOURCE, A, ids, { staleAfterMs: WEBHOOK_CLAIM_STALE_MS, owner: 'delivery-1' });
+    expect([...claimed.values()].every((c) => c === 'claimed')).toBe(true);
+    expect(await w.count(WEBHOOK_CLAIM_SOURCE, A)).toBe(100);
+    w.setClock(T0 + 2 * DAY);
+    expect(await w.index.sweep()).toMatchObject({ rowsDeleted: 0 });
+    w.setClock(T0 + 3 * DAY + 2 * HOUR);
+    expect(await w.index.sweep()).toMatchObject({ rowsDeleted: 100, complete: true });
+    expect(await w.count(WEBHOOK_CLAIM_SOURCE, A)).toBe(0);
+  }, 120_000);
+
   it('a claim is entered in the index before the row is written (a crash between leaves no row that never expires)', async () => {
     const w = await world();
     // The index is unwritable: the claim fails before any Processed row exists.

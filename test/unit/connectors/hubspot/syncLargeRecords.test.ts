@@ -1,5 +1,5 @@
 import { HubSpotRecordStore, requestSync, SyncStateStore, type HubSpotObjectChanged } from '../../../../src/connectors/hubspot';
-import { fanOut, processEventsMessage, hubspotEventsMessageSchema, webhookBatchSchema, connectPrivateApp } from '../../../../src/connectors/hubspot';
+import { deliveryMessages, fanOut, processEventsMessage, hubspotEventsMessageSchema, webhookBatchSchema, connectPrivateApp } from '../../../../src/connectors/hubspot';
 import { QUEUES, tenantId, type StorageClients } from '../../../../src/storage';
 import { startFakeHubSpot, type FakeHubSpot } from '../../../fakes/hubspot';
 import { useAzurite } from '../../../helpers/azurite';
@@ -121,11 +121,9 @@ describe('HubSpot webhook-driven changes with large multi-byte records', () => {
     await w.drain(QUEUES.engineEvents);
 
     const [id] = w.fake.seed(hubId, 'tickets', 1, () => ({ content: BIG.cjk17k as string })) as [string];
-    await fanOut(
-      { accountIndex: w.hs.accountIndex, processed: w.base.processed, queues: w.base.queues, log: w.log },
-      webhookBatchSchema.parse([w.fake.webhookEvent(hubId, { subscriptionType: 'ticket.creation', objectId: Number(id) })]),
-      'delivery-big',
-    );
+    // What the intake makes of HubSpot's delivery, handed to the fan-out worker.
+    const delivery = deliveryMessages(webhookBatchSchema.parse([w.fake.webhookEvent(hubId, { subscriptionType: 'ticket.creation', objectId: Number(id) })]), 'delivery-big', Date.now());
+    for (const part of delivery.parts) await fanOut({ accountIndex: w.hs.accountIndex, processed: w.base.processed, queues: w.base.queues, log: w.log }, part);
     const [message] = (await w.drain(QUEUES.hubspotEvents)).map((m) => hubspotEventsMessageSchema.parse(m));
     if (!message) throw new Error('no hubspot-events message');
     const row = await w.base.integrations.get(T, integration);

@@ -8,6 +8,9 @@ import { HttpRequest } from '@azure/functions';
 import {
   acceptNotifications,
   createGraphServices,
+  EntraLinkCache,
+  graphDeliveryMessageSchema,
+  routeNotifications,
   processWorkItem,
   validationResponse,
   watchMailbox,
@@ -123,8 +126,14 @@ describe('Graph subscriptions and mail worker (Azurite + fake Graph)', () => {
     const sub = fake.subscriptions()[0] as ReturnType<FakeGraph['subscriptions']>[number];
     const good = { subscriptionId: sub.id, clientState: sub.clientState, tenantId: entra, changeType: 'created', resourceData: { id: 'm-1' } };
     const forged = { ...good, clientState: `${sub.clientState}x`, resourceData: { id: 'm-2' } };
+    // The intake drops the nonsense on sight and queues the rest as one delivery; the router checks clientStates.
     const res = await acceptNotifications(gs, JSON.stringify({ value: [good, forged, { nonsense: true }] }), 'change', silent);
-    expect(res).toEqual({ status: 202, queued: 1, dropped: 2 });
+    expect(res).toEqual({ status: 202, queued: 2, dropped: 1, messages: 1 });
+    const q = gs.services.storage.queue('graph-webhooks');
+    const [delivery] = (await q.receiveMessages({ numberOfMessages: 32 })).receivedMessageItems;
+    await q.deleteMessage(delivery?.messageId as string, delivery?.popReceipt as string);
+    const routed = await routeNotifications(gs, graphDeliveryMessageSchema.parse(JSON.parse(Buffer.from(delivery?.messageText as string, 'base64').toString('utf8'))), silent, new EntraLinkCache());
+    expect(routed).toMatchObject({ queued: 1, dropped: 1 });
     expect(await drainNotificationsQueue()).toEqual([{ kind: 'message', tenantId: tenant, integrationId: integration, mailbox: support, messageId: 'm-1', via: 'notification', subscriptionId: sub.id }]);
   });
 
@@ -185,6 +194,13 @@ describe('Graph subscriptions and mail worker (Azurite + fake Graph)', () => {
     const r1 = await run({ kind: 'message', tenantId: tenant, integrationId: integration, mailbox: support, messageId: a.message.immutableId, via: 'delta' });
     const r2 = await run({ kind: 'message', tenantId: tenant, integrationId: integration, mailbox: second, messageId: b.message.immutableId, via: 'delta' });
     expect([r1.outcome, r2.outcome]).toEqual(['created', 'duplicate']);
+  });
+
+  it('a `messages` work item (the router groups a delivery by mailbox) handles each mail once, also when redelivered', async () => {
+    const mails = await Promise.all([1, 2, 3].map((n) => fake.deliverMail(entra, support, { from: `g${n}@customer.example`, subject: `Grouped ${n}`, text: 'grouped' }, { notify: false })));
+    const item: GraphWorkItemInput = { kind: 'messages', tenantId: tenant, integrationId: integration, mailbox: support, via: 'notification', messageIds: mails.map((m) => m.message.immutableId) };
+    expect(await run(item)).toEqual({ outcome: 'messages', results: { created: 3 } });
+    expect(await run(item)).toEqual({ outcome: 'messages', results: { duplicate: 3 } });
   });
 
   it('maintenance renews a subscription close to expiry and recreates one Graph lost', async () => {
