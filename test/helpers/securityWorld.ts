@@ -8,6 +8,7 @@ import { ALL_QUEUES } from '../../src/storage/names';
 import { startFakeGraph, type FakeGraph } from '../fakes/graph';
 import { startFakeHubSpot, type FakeHubSpot } from '../fakes/hubspot';
 import { startFakeTeams, type FakeTeams } from '../fakes/teams';
+import { TestBrowser } from './browser';
 import { TEST_JWT_SECRET } from './jwt';
 import { apiClient, freePort, localAppEnv, ROOT, startRunner, type RunningHost } from './runner';
 import { snapshotStorage, waitForQueuesIdle, type StorageSnapshot } from './storageSnapshot';
@@ -164,9 +165,16 @@ async function setUpTenant(api: ReturnType<typeof apiClient>, fakes: { hubspot: 
   graph.addUser(entraTenant, { mail: mailbox, displayName: `${tenant} support` });
   const auth = await expectStatus(await api(`msgraph/authorize/${tenant}`, { tenant }), 200, 'Graph authorize');
   const graphIntegration = String(auth.integration_id);
-  const state = new URL(String(auth.authorize_url)).searchParams.get('state') as string;
   graph.consent(entraTenant);
-  await expectStatus(await api(`msgraph/oauth/callback?tenant=${entraTenant}&admin_consent=True&state=${encodeURIComponent(state)}`, { anonymous: true }), 200, 'Graph consent callback');
+  // The admin's browser: our start page (binding cookie) → Microsoft sign-in (the support admin is signed in at
+  // the fake) → callback with the code → admin consent for the signed-in tenant → callback: connected.
+  graph.signIn(entraTenant, mailbox);
+  const hops = await new TestBrowser(graph.ca).follow(String(auth.authorize_url));
+  const done = hops[hops.length - 1];
+  if (hops.length !== 5 || done?.status !== 200 || !done.text.includes('Microsoft 365 connected')) {
+    throw new Error(`Graph consent through the browser: ${hops.map((h) => `${h.status} ${h.url.split('?')[0]}`).join(' → ')}: ${done?.text.slice(0, 500)}`);
+  }
+  graph.signOut();
   await expectStatus(await api(`msgraph/mailboxes/${tenant}/${graphIntegration}`, { tenant, method: 'POST', json: { address: mailbox } }), 201, 'Graph mailbox');
 
   // Teams: a channel and a notification that was posted to it.
