@@ -10,6 +10,7 @@ import { startFakeHubSpot, type FakeHubSpot } from '../fakes/hubspot';
 import { startFakeTeams, type FakeTeams } from '../fakes/teams';
 import { TestBrowser } from './browser';
 import { TEST_JWT_SECRET } from './jwt';
+import { registerSecret } from './secretScan';
 import { apiClient, freePort, localAppEnv, ROOT, startRunner, type RunningHost } from './runner';
 import { snapshotStorage, waitForQueuesIdle, type StorageSnapshot } from './storageSnapshot';
 
@@ -48,6 +49,10 @@ export interface TenantResources {
   mailbox: string;
   channel: string;
   ticketId: string;
+  /** A group of A's Entra tenant (with the support user in it). */
+  groupId: string;
+  /** The id of a live snooze link of A's (an SLA warning card's). */
+  linkId: string;
   /** A's values for every parameter or body property that names one of its resources. */
   values: Record<string, string>;
 }
@@ -90,6 +95,9 @@ export async function startSecurityWorld(): Promise<SecurityWorld> {
       GRAPH_BASE_URL: graph.url,
       MSGRAPH_AUTHORITY_HOST: graph.url,
       NODE_EXTRA_CA_CERTS: caFile,
+      // The host's body cap as deployed (infra/app/functionapp.bicep): the host buffers a body before the
+      // app sees it (HTTP streams off), so this is what stops a body that never ends.
+      FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '2097152',
       WEBSITE_INSTANCE_ID: undefined,
       WEBSITE_SITE_NAME: undefined,
       CONTAINER_APP_NAME: undefined,
@@ -162,7 +170,8 @@ async function setUpTenant(api: ReturnType<typeof apiClient>, fakes: { hubspot: 
 
   // Microsoft 365: admin consent through the fake authority, then a watched mailbox (live subscription).
   const entraTenant = graph.addTenant();
-  graph.addUser(entraTenant, { mail: mailbox, displayName: `${tenant} support` });
+  const supportUser = graph.addUser(entraTenant, { mail: mailbox, displayName: `${tenant} support` });
+  const group = graph.addGroup(entraTenant, 'Service desk', [supportUser.id]);
   const auth = await expectStatus(await api(`msgraph/authorize/${tenant}`, { tenant }), 200, 'Graph authorize');
   const graphIntegration = String(auth.integration_id);
   graph.consent(entraTenant);
@@ -177,9 +186,15 @@ async function setUpTenant(api: ReturnType<typeof apiClient>, fakes: { hubspot: 
   graph.signOut();
   await expectStatus(await api(`msgraph/mailboxes/${tenant}/${graphIntegration}`, { tenant, method: 'POST', json: { address: mailbox } }), 201, 'Graph mailbox');
 
-  // Teams: a channel and a notification that was posted to it.
+  // Teams: channels, a notification that was posted, and an SLA warning card with its snooze link
+  // (`/api/teams/snooze/{tenant}/{link id}`; never used here).
   const channel = 'critical';
-  await expectStatus(await api(`teams/channels/${tenant}`, { tenant, method: 'PUT', json: { channels: [{ name: channel, webhook_url: teams.url(`${tenant}-critical`) }], settings: { gather_seconds: 0 } } }), 200, 'Teams channel');
+  const slaHook = `${tenant}-sla-world`;
+  await expectStatus(
+    await api(`teams/channels/${tenant}`, { tenant, method: 'PUT', json: { channels: [{ name: channel, webhook_url: teams.url(`${tenant}-critical`) }, { name: 'sla-breaches', webhook_url: teams.url(slaHook) }], settings: { gather_seconds: 0 } } }),
+    200,
+    'Teams channels',
+  );
   const ticketId = `${tenant.toUpperCase()}-1`;
   await expectStatus(
     await api(`teams/notify/${tenant}`, { tenant, method: 'POST', json: { kind: 'critical_ticket', ticket: { id: ticketId, title: 'Mail down', priority: 'P1', status: 'New', url: `https://itil.example.com/tickets/${ticketId}` } } }),
@@ -187,6 +202,19 @@ async function setUpTenant(api: ReturnType<typeof apiClient>, fakes: { hubspot: 
     'Teams notification',
   );
   await poll('the Teams card', async () => (teams.accepted(`${tenant}-critical`).length > 0 ? true : undefined));
+  const slaTicket = `${tenant.toUpperCase()}-2`;
+  await expectStatus(
+    await api(`teams/notify/${tenant}`, { tenant, method: 'POST', json: { kind: 'sla_warning', ticket: { id: slaTicket, title: 'Printer', priority: 'P2', status: 'Open', url: `https://itil.example.com/tickets/${slaTicket}` }, time_remaining_minutes: 20 } }),
+    202,
+    'Teams SLA warning',
+  );
+  const snoozeLink = await poll('the SLA warning card', async () => {
+    const actions = (teams.accepted(slaHook)[0]?.card?.actions ?? []) as Array<{ type: string; url?: string }>;
+    return actions.find((a) => a.type === 'Action.OpenUrl' && /\/snooze\//.test(a.url ?? ''))?.url;
+  });
+  const linkId = new URL(snoozeLink).pathname.split('/').pop() as string;
+  registerSecret(snoozeLink, 'snooze link');
+  registerSecret(linkId, 'snooze link id');
 
   return {
     tenant,
@@ -198,6 +226,8 @@ async function setUpTenant(api: ReturnType<typeof apiClient>, fakes: { hubspot: 
     mailbox,
     channel,
     ticketId,
-    values: { tenant_id: tenant, address: mailbox, name: channel, ticket_id: ticketId, id: ticketId },
+    groupId: group.id,
+    linkId,
+    values: { tenant_id: tenant, address: mailbox, name: channel, ticket_id: ticketId, id: ticketId, group_id: group.id, link_id: linkId },
   };
 }
