@@ -73,8 +73,7 @@ describe('cross-tenant matrix (generated from openapi.json)', () => {
         // Values the handlers check beyond the schema (a bare domain, an end after the start): so that on
         // B's own tenant the refusal is about A's ids, not about the sample.
         domain: 'example.com',
-        start: '2026-01-05T09:00:00Z',
-        end: '2026-01-05T17:00:00Z',
+        ...(schema.properties?.start?.type === 'string' ? { start: '2026-01-05T09:00:00Z', end: '2026-01-05T17:00:00Z' } : {}),
         properties: { subject: 'cross-tenant', hs_pipeline: '0', hs_pipeline_stage: '1' },
       });
       headers['content-type'] = 'application/json';
