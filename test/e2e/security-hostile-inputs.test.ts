@@ -11,11 +11,11 @@ import { startSecurityWorld, type SecurityWorld } from '../helpers/securityWorld
 import { diffSnapshots, type StorageSnapshot } from '../helpers/storageSnapshot';
 
 /**
- * Hostile inputs for every anonymous route of the committed openapi.json (webhooks, OAuth callbacks,
- * snooze, health, openapi and whatever is added later): CASES_PER_ROUTE generated requests each, with
+ * Hostile inputs for every anonymous route of the committed openapi.json (webhooks, OAuth start pages
+ * and callbacks, snooze, health, openapi, asyncapi and whatever is added later): CASES_PER_ROUTE generated requests each, with
  * fast-check — malformed and truncated JSON, wrong types, deep nesting, huge strings, invalid UTF-8,
- * forged, stale, tampered and replayed HubSpot v3 signatures, forged and replayed OAuth states and
- * snooze tokens, Graph handshakes and forged clientStates, wrong methods and content types — against
+ * forged, stale, tampered and replayed HubSpot v3 signatures, forged, replayed and browser-bound OAuth
+ * states and start tickets, tampered and spent snooze link ids, Graph handshakes and forged clientStates, wrong methods and content types — against
  * one local runner. Every answer is a 4xx or the route's documented answer (DOCUMENTED_2XX), never a
  * 5xx, never slower than the per-request timeout; errors are problem JSON (an HTML page on browser
  * routes); and after each route's cases a snapshot of every table, queue, blob and secret equals the one

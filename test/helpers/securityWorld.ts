@@ -17,8 +17,9 @@ import { snapshotStorage, waitForQueuesIdle, type StorageSnapshot } from './stor
 /**
  * One deployment with every connector configured against the fakes, and tenant A holding real
  * resources of each kind: a HubSpot private-app integration (synced), a Microsoft 365 integration
- * through admin consent with a watched mailbox (a live Graph subscription with its clientState), a
- * Teams channel and a sent notification. Tenant B has nothing. Timers are disabled
+ * connected as a browser does it (start page and cookie, OpenID Connect sign-in, admin consent) with a
+ * watched mailbox (a live Graph subscription with its clientState) and a group, Teams channels, a sent
+ * notification and an SLA warning card with a live snooze link. Tenant B has nothing. Timers are disabled
  * (`AzureWebJobs.<name>.Disabled`), so between requests nothing but the requests changes storage; queue
  * workers keep running, so an effect a request queues still shows.
  */
