@@ -71,13 +71,23 @@ export function operations(doc: OpenApiDocument = loadOpenApi()): Operation[] {
   return out.sort((a, b) => a.operationId.localeCompare(b.operationId));
 }
 
-/** A management operation: it names a tenant in its path or asks for a credential. */
-export function isTenantScoped(op: Operation): boolean {
-  return op.parameters.some((p) => p.in === 'path' && p.name === 'tenant_id') || op.security.some((s) => Object.keys(s).length > 0);
+/**
+ * Anonymous: no security requirement asks for a credential. Decided by the security requirement alone,
+ * not by the path: an anonymous route may name a tenant (a snooze link, whose random id is its
+ * authorisation) and is still anonymous, open to anyone on the internet.
+ */
+export function isAnonymous(op: Operation): boolean {
+  return !op.security.some((s) => Object.keys(s).length > 0);
 }
 
-export function isAnonymous(op: Operation): boolean {
-  return !isTenantScoped(op);
+/** A management operation: it asks for a credential (a tenant's token and the function key). */
+export function isTenantScoped(op: Operation): boolean {
+  return !isAnonymous(op);
+}
+
+/** The operation names a tenant in its path (`{tenant_id}`), anonymous or not. */
+export function namesTenant(op: Operation): boolean {
+  return op.parameters.some((p) => p.in === 'path' && p.name === 'tenant_id');
 }
 
 export function pathParams(op: Operation): string[] {

@@ -8,15 +8,18 @@ import { ALL_QUEUES } from '../../src/storage/names';
 import { startFakeGraph, type FakeGraph } from '../fakes/graph';
 import { startFakeHubSpot, type FakeHubSpot } from '../fakes/hubspot';
 import { startFakeTeams, type FakeTeams } from '../fakes/teams';
+import { TestBrowser } from './browser';
 import { TEST_JWT_SECRET } from './jwt';
+import { registerSecret } from './secretScan';
 import { apiClient, freePort, localAppEnv, ROOT, startRunner, type RunningHost } from './runner';
 import { snapshotStorage, waitForQueuesIdle, type StorageSnapshot } from './storageSnapshot';
 
 /**
  * One deployment with every connector configured against the fakes, and tenant A holding real
  * resources of each kind: a HubSpot private-app integration (synced), a Microsoft 365 integration
- * through admin consent with a watched mailbox (a live Graph subscription with its clientState), a
- * Teams channel and a sent notification. Tenant B has nothing. Timers are disabled
+ * connected as a browser does it (start page and cookie, OpenID Connect sign-in, admin consent) with a
+ * watched mailbox (a live Graph subscription with its clientState) and a group, Teams channels, a sent
+ * notification and an SLA warning card with a live snooze link. Tenant B has nothing. Timers are disabled
  * (`AzureWebJobs.<name>.Disabled`), so between requests nothing but the requests changes storage; queue
  * workers keep running, so an effect a request queues still shows.
  */
@@ -47,6 +50,10 @@ export interface TenantResources {
   mailbox: string;
   channel: string;
   ticketId: string;
+  /** A group of A's Entra tenant (with the support user in it). */
+  groupId: string;
+  /** The id of a live snooze link of A's (an SLA warning card's). */
+  linkId: string;
   /** A's values for every parameter or body property that names one of its resources. */
   values: Record<string, string>;
 }
@@ -89,6 +96,9 @@ export async function startSecurityWorld(): Promise<SecurityWorld> {
       GRAPH_BASE_URL: graph.url,
       MSGRAPH_AUTHORITY_HOST: graph.url,
       NODE_EXTRA_CA_CERTS: caFile,
+      // The host's body cap as deployed (infra/app/functionapp.bicep): the host buffers a body before the
+      // app sees it (HTTP streams off), so this is what stops a body that never ends.
+      FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '2097152',
       WEBSITE_INSTANCE_ID: undefined,
       WEBSITE_SITE_NAME: undefined,
       CONTAINER_APP_NAME: undefined,
@@ -161,17 +171,31 @@ async function setUpTenant(api: ReturnType<typeof apiClient>, fakes: { hubspot: 
 
   // Microsoft 365: admin consent through the fake authority, then a watched mailbox (live subscription).
   const entraTenant = graph.addTenant();
-  graph.addUser(entraTenant, { mail: mailbox, displayName: `${tenant} support` });
+  const supportUser = graph.addUser(entraTenant, { mail: mailbox, displayName: `${tenant} support` });
+  const group = graph.addGroup(entraTenant, 'Service desk', [supportUser.id]);
   const auth = await expectStatus(await api(`msgraph/authorize/${tenant}`, { tenant }), 200, 'Graph authorize');
   const graphIntegration = String(auth.integration_id);
-  const state = new URL(String(auth.authorize_url)).searchParams.get('state') as string;
   graph.consent(entraTenant);
-  await expectStatus(await api(`msgraph/oauth/callback?tenant=${entraTenant}&admin_consent=True&state=${encodeURIComponent(state)}`, { anonymous: true }), 200, 'Graph consent callback');
+  // The admin's browser: our start page (binding cookie) → Microsoft sign-in (the support admin is signed in at
+  // the fake) → callback with the code → admin consent for the signed-in tenant → callback: connected.
+  graph.signIn(entraTenant, mailbox);
+  const hops = await new TestBrowser(graph.ca).follow(String(auth.authorize_url));
+  const done = hops[hops.length - 1];
+  if (hops.length !== 5 || done?.status !== 200 || !done.text.includes('Microsoft 365 connected')) {
+    throw new Error(`Graph consent through the browser: ${hops.map((h) => `${h.status} ${h.url.split('?')[0]}`).join(' → ')}: ${done?.text.slice(0, 500)}`);
+  }
+  graph.signOut();
   await expectStatus(await api(`msgraph/mailboxes/${tenant}/${graphIntegration}`, { tenant, method: 'POST', json: { address: mailbox } }), 201, 'Graph mailbox');
 
-  // Teams: a channel and a notification that was posted to it.
+  // Teams: channels, a notification that was posted, and an SLA warning card with its snooze link
+  // (`/api/teams/snooze/{tenant}/{link id}`; never used here).
   const channel = 'critical';
-  await expectStatus(await api(`teams/channels/${tenant}`, { tenant, method: 'PUT', json: { channels: [{ name: channel, webhook_url: teams.url(`${tenant}-critical`) }], settings: { gather_seconds: 0 } } }), 200, 'Teams channel');
+  const slaHook = `${tenant}-sla-world`;
+  await expectStatus(
+    await api(`teams/channels/${tenant}`, { tenant, method: 'PUT', json: { channels: [{ name: channel, webhook_url: teams.url(`${tenant}-critical`) }, { name: 'sla-breaches', webhook_url: teams.url(slaHook) }], settings: { gather_seconds: 0 } } }),
+    200,
+    'Teams channels',
+  );
   const ticketId = `${tenant.toUpperCase()}-1`;
   await expectStatus(
     await api(`teams/notify/${tenant}`, { tenant, method: 'POST', json: { kind: 'critical_ticket', ticket: { id: ticketId, title: 'Mail down', priority: 'P1', status: 'New', url: `https://itil.example.com/tickets/${ticketId}` } } }),
@@ -179,6 +203,19 @@ async function setUpTenant(api: ReturnType<typeof apiClient>, fakes: { hubspot: 
     'Teams notification',
   );
   await poll('the Teams card', async () => (teams.accepted(`${tenant}-critical`).length > 0 ? true : undefined));
+  const slaTicket = `${tenant.toUpperCase()}-2`;
+  await expectStatus(
+    await api(`teams/notify/${tenant}`, { tenant, method: 'POST', json: { kind: 'sla_warning', ticket: { id: slaTicket, title: 'Printer', priority: 'P2', status: 'Open', url: `https://itil.example.com/tickets/${slaTicket}` }, time_remaining_minutes: 20 } }),
+    202,
+    'Teams SLA warning',
+  );
+  const snoozeLink = await poll('the SLA warning card', async () => {
+    const actions = (teams.accepted(slaHook)[0]?.card?.actions ?? []) as Array<{ type: string; url?: string }>;
+    return actions.find((a) => a.type === 'Action.OpenUrl' && /\/snooze\//.test(a.url ?? ''))?.url;
+  });
+  const linkId = new URL(snoozeLink).pathname.split('/').pop() as string;
+  registerSecret(snoozeLink, 'snooze link');
+  registerSecret(linkId, 'snooze link id');
 
   return {
     tenant,
@@ -190,6 +227,8 @@ async function setUpTenant(api: ReturnType<typeof apiClient>, fakes: { hubspot: 
     mailbox,
     channel,
     ticketId,
-    values: { tenant_id: tenant, address: mailbox, name: channel, ticket_id: ticketId, id: ticketId },
+    groupId: group.id,
+    linkId,
+    values: { tenant_id: tenant, address: mailbox, name: channel, ticket_id: ticketId, id: ticketId, group_id: group.id, link_id: linkId },
   };
 }

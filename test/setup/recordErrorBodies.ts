@@ -5,6 +5,16 @@ import { recordOutput } from '../helpers/secretScan';
  * goes into the scan's haystack. Recorded off to the side, so the test's own reading is unchanged.
  */
 const original = globalThis.fetch;
+
+/**
+ * The request's path cut to its first three segments (`/api/teams/snooze/…`), to say where a body came
+ * from: the rest of a path is what the test sent (a snooze link's id, say), not something the app leaked,
+ * and must not be searched as if it were.
+ */
+function routePrefix(url: string): string {
+  const segments = new URL(url).pathname.split('/');
+  return segments.length > 4 ? `${segments.slice(0, 4).join('/')}/…` : segments.join('/');
+}
 if (process.env.ITIL_SECRET_SCAN_DIR && !(original as { recordsErrors?: boolean }).recordsErrors) {
   const recording = async (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]): Promise<Response> => {
     const res = await original(input, init);
@@ -13,7 +23,7 @@ if (process.env.ITIL_SECRET_SCAN_DIR && !(original as { recordsErrors?: boolean 
       void res
         .clone()
         .text()
-        .then((text) => recordOutput(`error-bodies-${process.pid}.log`, `${res.status} ${new URL(url).pathname}\n${text}\n`))
+        .then((text) => recordOutput(`error-bodies-${process.pid}.log`, `${res.status} ${routePrefix(url)}\n${text}\n`))
         .catch(() => undefined);
     }
     return res;

@@ -72,6 +72,9 @@ export class ProcessedStore {
 
   /** True the first time `(source, tenant, id)` is claimed; false on every later call. */
   async claim(source: string, tenant: TenantId, id: string, note?: string): Promise<boolean> {
+    // A repeat (a redelivery, a replayed single-use token: often anonymous) is answered from a read and
+    // writes nothing, not even the index entry, which would otherwise be rewritten on every repeat.
+    if (await this.seen(source, tenant, id)) return false;
     try {
       const at = this.now();
       await this.#scheduleExpiry(source, tenant, id, at);
@@ -95,18 +98,24 @@ export class ProcessedStore {
     const pk = partitionKey.processed(source, tenant);
     const rk = escapeKeyPart(id);
     const row: ProcessedRow = { processedAt: this.now(), pending: true, ...(opts.note ? { note: opts.note } : {}) };
-    await this.#scheduleExpiry(source, tenant, id, row.processedAt);
-    try {
-      await this.table.create(pk, rk, row);
-      return 'claimed';
-    } catch (err) {
-      if (!(err instanceof ConflictError)) throw err;
+    // A claim already held is decided from a read, writing nothing (a redelivery must not rewrite the
+    // index entry); only a new claim or a takeover is entered in the index, before its row is written.
+    let held = await this.table.get(pk, rk);
+    if (!held) {
+      await this.#scheduleExpiry(source, tenant, id, row.processedAt);
+      try {
+        await this.table.create(pk, rk, row);
+        return 'claimed';
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+      }
+      held = await this.table.get(pk, rk);
+      // Released between our create and read: try again (a claim that keeps flapping counts as held).
+      if (!held) return attempt < 3 ? this.claimProvisional(source, tenant, id, opts, attempt + 1) : 'pending';
     }
-    const held = await this.table.get(pk, rk);
-    // Released between our create and read: try again (a claim that keeps flapping counts as held).
-    if (!held) return attempt < 3 ? this.claimProvisional(source, tenant, id, opts, attempt + 1) : 'pending';
     if (held.data.pending !== true) return 'done';
     if (this.now() - held.data.processedAt < opts.staleAfterMs) return 'pending';
+    await this.#scheduleExpiry(source, tenant, id, row.processedAt);
     try {
       // Conditional on the ETag: of two retries taking over the same stale claim, one wins.
       await this.table.update(pk, rk, row, held.etag, 'Replace');

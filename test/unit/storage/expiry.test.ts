@@ -180,6 +180,34 @@ describe('expired claims are deleted through the expiry index', () => {
     expect(await w.index.sweep()).toMatchObject({ rowsDeleted: 100, complete: true });
     expect(await w.count(WEBHOOK_CLAIM_SOURCE, A)).toBe(0);
   }, 120_000);
+  it('a repeated claim (a redelivery, a replayed single-use token) writes nothing, not even its index entry', async () => {
+    const w = await world();
+    const stale = { staleAfterMs: 10 * HOUR };
+    const entries = async () => {
+      const out: Array<{ pk: string; rk: string; etag: string }> = [];
+      for await (const e of w.expiryClient.listEntities()) out.push({ pk: e.partitionKey as string, rk: e.rowKey as string, etag: e.etag });
+      return out;
+    };
+    expect(await w.store.claim('token-hubspot-oauth', A, 'jti-1')).toBe(true);
+    expect(await w.store.claimProvisional(WEBHOOK_CLAIM_SOURCE, A, 'event-1', stale)).toBe('claimed');
+    expect(await w.store.claimProvisional(WEBHOOK_CLAIM_SOURCE, A, 'event-2', stale)).toBe('claimed');
+    await w.store.confirm(WEBHOOK_CLAIM_SOURCE, A, ['event-2']);
+    const before = await entries();
+    expect(before).toHaveLength(3);
+    // Repeats within the same hour and hours later (an entry of a later hour would be a new row).
+    for (const t of [T0 + 60_000, T0 + 5 * HOUR]) {
+      w.setClock(t);
+      expect(await w.store.claim('token-hubspot-oauth', A, 'jti-1')).toBe(false);
+      expect(await w.store.claimProvisional(WEBHOOK_CLAIM_SOURCE, A, 'event-2', stale)).toBe('done');
+    }
+    w.setClock(T0 + 60_000);
+    expect(await w.store.claimProvisional(WEBHOOK_CLAIM_SOURCE, A, 'event-1', stale)).toBe('pending');
+    expect(await entries()).toEqual(before);
+    // A takeover of a stale pending claim is a new claim: entered again, under its own later hour.
+    w.setClock(T0 + 12 * HOUR);
+    expect(await w.store.claimProvisional(WEBHOOK_CLAIM_SOURCE, A, 'event-1', stale)).toBe('claimed');
+    expect(await entries()).toHaveLength(4);
+  }, 60_000);
 
   it('a claim is entered in the index before the row is written (a crash between leaves no row that never expires)', async () => {
     const w = await world();
