@@ -128,12 +128,13 @@ export class ProcessedStore {
   }
 
   /**
-   * `claimProvisional` for up to 100 ids at once, in about three round trips instead of one or three per
-   * id: one all-or-none transaction of inserts (the common case, all fresh); when any exists, a read
-   * of the ids (≤ 15 comparisons per query), then one transaction of inserts for those still absent;
-   * claims still pending are taken over one by one with an ETag condition, when `owner` holds them (an
-   * earlier attempt of the same work, which died) or they are stale. Bounded: three rounds, then the
-   * ids still contended count as `pending`.
+   * `claimProvisional` for up to 100 ids at once, in a few round trips instead of one or three per id: a
+   * read of the ids (≤ 15 comparisons per query), their expiry entries in one write, then one all-or-none
+   * transaction of inserts for those absent (the common case: all of them); claims still pending are taken
+   * over one by one with an ETag condition, when `owner` holds them (an earlier attempt of the same work,
+   * which died) or they are stale. Reading first is what lets a repeat (a redelivered delivery) write
+   * nothing at all, not even expiry entries. Bounded: three rounds, then the ids still contended count as
+   * `pending`.
    */
   async claimMany(source: string, tenant: TenantId, items: Array<{ id: string; note?: string }>, opts: { staleAfterMs: number; owner: string }): Promise<Map<string, ProvisionalClaim>> {
     const pk = partitionKey.processed(source, tenant);
@@ -146,39 +147,48 @@ export class ProcessedStore {
       return { processedAt: this.now(), pending: true, owner: opts.owner, ...(note ? { note } : {}) };
     };
     let open = [...notes.keys()];
-    // Entered in the expiry index before any row is written, as single claims are.
-    const at = this.now();
-    await this.expiry?.scheduleMany(tenant, PROCESSED_EXPIRY_KIND, open.map((id) => ({ part: source, rk: escapeKeyPart(id), expiresAt: at + processedRetentionMs(source) })));
     for (let round = 0; round < 3 && open.length > 0; round++) {
-      try {
-        await this.table.createAll(pk, open.map((id) => ({ rowKey: escapeKeyPart(id), data: row(id) })));
-        for (const id of open) out.set(id, 'claimed');
-        return out;
-      } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
-      }
       const held = await this.table.getMany(pk, open.map(escapeKeyPart));
       const absent: string[] = [];
+      const takeovers: Array<{ id: string; etag: string }> = [];
+      for (const id of open) {
+        const h = held.get(escapeKeyPart(id));
+        if (!h) absent.push(id);
+        else if (h.data.pending !== true) out.set(id, 'done');
+        else if (h.data.owner !== opts.owner && this.now() - h.data.processedAt < opts.staleAfterMs) out.set(id, 'pending');
+        else takeovers.push({ id, etag: h.etag });
+      }
+      const writing = [...absent, ...takeovers.map((t) => t.id)];
+      if (writing.length === 0) break;
+      // Entered in the expiry index before any row is written, as single claims are.
+      const at = this.now();
+      await this.expiry?.scheduleMany(tenant, PROCESSED_EXPIRY_KIND, writing.map((id) => ({ part: source, rk: escapeKeyPart(id), expiresAt: at + processedRetentionMs(source) })));
+      const next: string[] = [];
       await Promise.all(
-        open.map(async (id) => {
-          const h = held.get(escapeKeyPart(id));
-          if (!h) return void absent.push(id);
-          if (h.data.pending !== true) return void out.set(id, 'done');
-          const ours = h.data.owner === opts.owner;
-          if (!ours && this.now() - h.data.processedAt < opts.staleAfterMs) return void out.set(id, 'pending');
+        takeovers.map(async ({ id, etag }) => {
           try {
-            await this.table.update(pk, escapeKeyPart(id), row(id), h.etag, 'Replace');
+            await this.table.update(pk, escapeKeyPart(id), row(id), etag, 'Replace');
             out.set(id, 'claimed');
           } catch (e) {
             if (e instanceof PreconditionFailedError) return void out.set(id, 'pending');
-            if (e instanceof NotFoundError) return void absent.push(id);
+            if (e instanceof NotFoundError) return void next.push(id);
             throw e;
           }
         }),
       );
-      open = absent;
+      if (absent.length > 0) {
+        try {
+          await this.table.createAll(pk, absent.map((id) => ({ rowKey: escapeKeyPart(id), data: row(id) })));
+          for (const id of absent) out.set(id, 'claimed');
+        } catch (err) {
+          if (!(err instanceof ConflictError)) throw err;
+          // Another claimant inserted one of them meanwhile: read again.
+          next.push(...absent);
+        }
+      }
+      open = next;
     }
-    for (const id of open) out.set(id, 'pending');
+    for (const id of open) if (!out.has(id)) out.set(id, 'pending');
     return out;
   }
 
