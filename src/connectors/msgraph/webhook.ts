@@ -1,4 +1,5 @@
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
+import { ValidationError } from '../../platform/errors';
 import { readBodyBounded } from '../../platform/http/body';
 import type { Logger } from '../../platform/logging';
 import { acceptNotifications, MAX_NOTIFICATION_BYTES, MAX_VALIDATION_TOKEN_LENGTH, type NotificationKind } from './notifications';
@@ -11,7 +12,9 @@ import type { GraphServices } from './services';
 export function validationResponse(request: HttpRequest): HttpResponseInit | undefined {
   const token = request.query.get('validationToken');
   if (token === null) return undefined;
-  if (token.length === 0 || token.length > MAX_VALIDATION_TOKEN_LENGTH) return { status: 400 };
+  if (token.length === 0 || token.length > MAX_VALIDATION_TOKEN_LENGTH) {
+    throw new ValidationError('The validationToken is empty or too long.', [{ location: 'query', path: 'validationToken', message: `1 to ${MAX_VALIDATION_TOKEN_LENGTH} characters` }]);
+  }
   return {
     status: 200,
     body: token,
@@ -32,5 +35,8 @@ export async function receiveNotificationRequest(gs: GraphServices, request: Htt
   const validation = validationResponse(request);
   if (validation) return validation;
   const raw = await readNotificationBody(request);
-  return { status: (await acceptNotifications(gs, raw, kind, log)).status };
+  const { status } = await acceptNotifications(gs, raw, kind, log);
+  // A refusal is problem JSON like every other error of the API (Graph only reads the status).
+  if (status === 400) throw new ValidationError('The body is not a Microsoft Graph notification delivery.', [{ location: 'body', path: '', message: 'malformed JSON or not {"value": [...]}' }]);
+  return { status };
 }
