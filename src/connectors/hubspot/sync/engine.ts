@@ -16,7 +16,7 @@ import {
 import type { HubSpotCaller, HubSpotCallStats } from '../caller';
 import { HubSpotDailyLimitError } from '../errors';
 import { updateIntegration } from '../integrationState';
-import { HubSpotRecordStore, countKeyOf, type ApplyResult } from '../records';
+import { HubSpotRecordStore, countKeyOf, plannedVersion, type ApplyResult, type RecordPlan, type RecordVersion } from '../records';
 import { hubspotSyncCompletedSchema, publishChanges } from './changes';
 import { listPage, searchPage, readAssociations, ticketPipelines, countObjects, type HubSpotObject, type ObjectPage, type PipelineLabels, type SearchFilter, type SearchPage } from './hubspotApi';
 import { SYNC_OBJECT_TYPES, type SyncMessage, type SyncObjectType, type SyncType } from './messages';
@@ -349,6 +349,35 @@ interface SearchCursor {
 }
 
 /** One invocation's work on one sync. */
+type LivePlan = RecordPlan;
+
+/**
+ * Versions the last few pages of an incremental run planned, for the next page's plan: that page is
+ * looked up while the one before it is still being written, so storage may not show it yet. Pages older
+ * than `KEEP_PAGES` are stored before any later lookup starts (see `loop`), so they are let go.
+ */
+class PlannedVersions {
+  static readonly KEEP_PAGES = 3;
+  readonly map = new Map<string, RecordVersion>();
+  private readonly pages: Array<Array<[string, RecordVersion]>> = [];
+
+  constructor(private readonly type: SyncObjectType) {}
+
+  add(plan: RecordPlan): void {
+    const page: Array<[string, RecordVersion]> = [];
+    for (const r of plan.rows) {
+      const v = plannedVersion(this.type, r.data);
+      if (!v || r.data.hubspotId === undefined) continue;
+      this.map.set(r.data.hubspotId, v);
+      page.push([r.data.hubspotId, v]);
+    }
+    this.pages.push(page);
+    while (this.pages.length > PlannedVersions.KEEP_PAGES) {
+      for (const [id, v] of this.pages.shift() ?? []) if (this.map.get(id) === v) this.map.delete(id);
+    }
+  }
+}
+
 class Job {
   private readonly deadline: number;
   private pagesThisInvocation = 0;
@@ -507,9 +536,25 @@ class Job {
    * stored and checkpointed strictly in order, at most `PIPELINE_DEPTH` behind the fetches (memory stays
    * a few pages). Returns false when the budget ran out first; everything fetched by then is stored.
    */
-  private async loop<C, P>(first: C, step: { fetch(c: C): Promise<P>; advance(c: C, p: P): { next: C; done: boolean }; process(p: P, next: C, done: boolean): Promise<void> }): Promise<boolean> {
+  private async loop<C, P, S = undefined>(
+    first: C,
+    step: {
+      fetch(c: C): Promise<P>;
+      advance(c: C, p: P): { next: C; done: boolean };
+      /**
+       * Optional first storage stage (an incremental page's lookups and engine events), run in page order
+       * and one page ahead of `process`: page N+1 prepares while page N is committed, and no earlier than
+       * page N−1's `process` has finished, so whatever it reads from storage includes every page but N.
+       */
+      prepare?(p: P): Promise<S>;
+      process(p: P, next: C, done: boolean, prepared: S | undefined): Promise<void>;
+    },
+  ): Promise<boolean> {
     let cursor = first;
     let chain: Promise<void> = Promise.resolve();
+    let prepared: Promise<unknown> = Promise.resolve();
+    /** The chain as it was before the last page joined it: every page but the last one processed. */
+    let beforeLast: Promise<void> = Promise.resolve();
     let failure: { error: unknown } | undefined;
     const backlog: Array<Promise<void>> = [];
     const drain = async () => {
@@ -534,7 +579,15 @@ class Job {
       }
       const { next, done } = step.advance(cursor, page);
       this.pagesThisInvocation++;
-      chain = chain.then(() => step.process(page, next, done));
+      if (step.prepare) {
+        const prepare = step.prepare;
+        const ready: Promise<S> = Promise.all([prepared, beforeLast]).then(() => prepare(page));
+        prepared = ready;
+        beforeLast = chain;
+        chain = Promise.all([chain, ready]).then(([, s]) => step.process(page, next, done, s));
+      } else {
+        chain = chain.then(() => step.process(page, next, done, undefined));
+      }
       const mine = chain.catch((err: unknown) => {
         failure ??= { error: err };
       });
@@ -646,7 +699,8 @@ class Job {
     if (st.incPhase === 'search') {
       const first: SearchCursor = { gte: st.incGte ?? 0, after: st.incAfter, ...(st.incTieTs !== undefined ? { tieTs: st.incTieTs } : {}), ...(st.incTieAfterId ? { tieAfterId: st.incTieAfterId } : {}) };
       let estimated = false;
-      const finished = await this.loop<SearchCursor, SearchPage>(first, {
+      const planned = new PlannedVersions(type);
+      const finished = await this.loop<SearchCursor, SearchPage, LivePlan>(first, {
         fetch: async (c) => {
           const lm = spec.lastModifiedProperty;
           const tie = c.tieTs !== undefined;
@@ -665,8 +719,9 @@ class Job {
           return page;
         },
         advance: (c, p) => this.nextWindow(c, p, lte),
-        process: async (p, next, done) => {
-          const counted = await this.applyLive(type, p.objects, { initial: false, adjustCounts: true });
+        prepare: (p) => this.prepareLive(type, p.objects, planned),
+        process: async (p, next, done, plan) => {
+          const counted = plan ? await this.commitLive(type, p.objects, plan, { adjustCounts: true }) : await this.applyLive(type, p.objects, { initial: false, adjustCounts: true });
           let maxSeen = st.incMaxSeenMs ?? 0;
           for (const o of p.objects) if (o.lastModifiedMs <= lte && o.lastModifiedMs > maxSeen) maxSeen = o.lastModifiedMs;
           st = {
@@ -741,6 +796,26 @@ class Job {
       for (const [to, map] of maps) assoc[to] = map.get(o.id) ?? [];
       o.associations = assoc;
     }
+  }
+
+  /**
+   * The first half of storing an incremental page: look up what we hold (with what the pages before it
+   * planned laid over, as they may not be stored yet), then announce the changes. Announce-then-store
+   * holds: `commitLive` writes the rows only after this has published them.
+   */
+  private async prepareLive(type: SyncObjectType, objects: HubSpotObject[], planned: PlannedVersions): Promise<LivePlan> {
+    const labels = type === 'tickets' && objects.length > 0 ? await this.pipelines() : undefined;
+    const ctx = { syncId: this.run.syncId, now: this.now, ...(labels ? { labels } : {}) };
+    const plan = await this.engine.records.plan(this.t, this.i, type, objects, { ...ctx, known: planned.map });
+    planned.add(plan);
+    await publishChanges(this.deps.events, { tenantId: this.t, integrationId: this.i, portalId: this.portalId, syncId: this.run.syncId, source: 'sync', ...(labels ? { labels } : {}) }, type, plan.changes);
+    return plan;
+  }
+
+  private async commitLive(type: SyncObjectType, objects: HubSpotObject[], plan: LivePlan, opts: { adjustCounts: boolean }): Promise<PageProgress> {
+    const result = await this.engine.records.commit(this.t, this.i, type, plan);
+    if (opts.adjustCounts) await this.engine.records.adjustCounts(this.t, this.i, type, result.countDelta);
+    return { pages: 1, records: objects.length, changes: result.changes.length };
   }
 
   /** Stores a page of live objects; returns what it adds to the run's progress (counted with its checkpoint). */
