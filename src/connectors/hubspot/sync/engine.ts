@@ -218,12 +218,12 @@ export class SyncEngine {
         await this.deps.leases.release(job.lease);
         released = true;
         await this.deps.queues.send(QUEUES.hubspotSync, { ...msg, continuation: { invocation: invocation + 1 }, trigger: 'continuation' });
-        log.info('sync continues in a new invocation', { invocation, pages: run.pages, records: run.records });
+        log.info('sync continues in a new invocation', { invocation, pages: run.pages, records: run.records, invocationMs: opts.now() - started, stageMs: job.stageTimings() });
         return { outcome: 'continued', syncId, run };
       }
       run = await this.finish(t, i, run, 'completed');
       await this.afterCompletion(integration, run, log);
-      log.info('sync completed', { pages: run.pages, records: run.records, changes: run.changes, calls: run.calls, invocations: run.invocations });
+      log.info('sync completed', { pages: run.pages, records: run.records, changes: run.changes, calls: run.calls, invocations: run.invocations, invocationMs: opts.now() - started, stageMs: job.stageTimings() });
       return { outcome: 'completed', syncId, run };
     } catch (err) {
       const error = safeError(err);
@@ -388,6 +388,30 @@ class Job {
   /** The checkpoint carrying the run row, while one is in flight (see `checkpoint`). */
   private runWrite: Promise<unknown> | undefined;
   private readonly estimates: Array<Promise<void>> = [];
+  /** Milliseconds spent in each stage this invocation (stages overlap, so they do not sum to the run time). */
+  readonly stageMs: Record<'search' | 'list' | 'associations' | 'lookup' | 'publish' | 'write' | 'counters' | 'checkpoint', number> = {
+    search: 0,
+    list: 0,
+    associations: 0,
+    lookup: 0,
+    publish: 0,
+    write: 0,
+    counters: 0,
+    checkpoint: 0,
+  };
+
+  stageTimings(): Record<string, number> {
+    return Object.fromEntries(Object.entries(this.stageMs).map(([k, v]) => [k, Math.round(v)]));
+  }
+
+  private async timed<T>(stage: keyof Job['stageMs'], work: () => Promise<T>): Promise<T> {
+    const t0 = performance.now();
+    try {
+      return await work();
+    } finally {
+      this.stageMs[stage] += performance.now() - t0;
+    }
+  }
   private readonly statsAtStart: HubSpotCallStats;
   private readonly runAtStart: RunRow;
   private leaseRenewedAt: number;
@@ -498,6 +522,10 @@ class Job {
    * could land in either order and leave the older figures in the row.
    */
   private async checkpoint(type: SyncObjectType, st: TypeState, counted?: PageProgress): Promise<void> {
+    await this.timed('checkpoint', () => this.checkpointNow(type, st, counted));
+  }
+
+  private async checkpointNow(type: SyncObjectType, st: TypeState, counted?: PageProgress): Promise<void> {
     this.progress();
     const withRun = this.runWrite === undefined;
     const write = this.state.checkpoint(this.t, this.i, type, st, withRun ? this.run : undefined);
@@ -629,7 +657,7 @@ class Job {
     const seenCounts: Record<string, number> = JSON.parse(st.fullCounts) as Record<string, number>;
     if (st.fullPhase === 'live') {
       const finished = await this.loop<Cursor, ObjectPage>(st.fullAfter ? { after: st.fullAfter } : {}, {
-        fetch: (c) => listPage(this.caller, type, { ...c, archived: false }),
+        fetch: (c) => this.timed('list', () => listPage(this.caller, type, { ...c, archived: false })),
         advance: (_c, p) => (p.nextAfter ? { next: { after: p.nextAfter }, done: false } : { next: {}, done: true }),
         process: async (p, next, done) => {
           const counted = await this.applyLive(type, p.objects, { initial: st.fullInitial, adjustCounts: false });
@@ -646,7 +674,7 @@ class Job {
     }
     if (st.fullPhase === 'archived') {
       const finished = await this.loop<Cursor, ObjectPage>(st.fullAfter ? { after: st.fullAfter } : {}, {
-        fetch: (c) => listPage(this.caller, type, { ...c, archived: true }),
+        fetch: (c) => this.timed('list', () => listPage(this.caller, type, { ...c, archived: true })),
         advance: (_c, p) => (p.nextAfter ? { next: { after: p.nextAfter }, done: false } : { next: {}, done: true }),
         process: async (p, next, done) => {
           // The counters are rebuilt from the live objects seen, so tombstones do not move them here.
@@ -710,12 +738,12 @@ class Job {
                 { propertyName: lm, operator: 'GTE', value: String(c.gte) },
                 { propertyName: lm, operator: 'LTE', value: String(lte) },
               ];
-          const page = await searchPage(this.caller, type, { filters, sortBy: tie ? 'hs_object_id' : lm, limit: opts.searchLimit, ...(c.after ? { after: c.after } : {}) });
+          const page = await this.timed('search', () => searchPage(this.caller, type, { filters, sortBy: tie ? 'hs_object_id' : lm, limit: opts.searchLimit, ...(c.after ? { after: c.after } : {}) }));
           if (!estimated && !tie && c.after === 0 && c.gte === st.incGte) {
             this.run.estimatedTotal = (this.run.estimatedTotal ?? 0) + page.total;
             estimated = true;
           }
-          await this.attachAssociations(type, page.objects);
+          await this.timed('associations', () => this.attachAssociations(type, page.objects));
           return page;
         },
         advance: (c, p) => this.nextWindow(c, p, lte),
@@ -743,7 +771,7 @@ class Job {
     if (st.incPhase === 'archived') {
       const sweepStarted = this.now;
       const finished = await this.loop<Cursor, ObjectPage>(st.incArchivedAfter ? { after: st.incArchivedAfter } : {}, {
-        fetch: (c) => listPage(this.caller, type, { ...c, archived: true }),
+        fetch: (c) => this.timed('list', () => listPage(this.caller, type, { ...c, archived: true })),
         advance: (_c, p) => (p.nextAfter ? { next: { after: p.nextAfter }, done: false } : { next: {}, done: true }),
         process: async (p, next, done) => {
           const counted = await this.applyArchived(type, p.objects, { adjustCounts: true });
@@ -806,15 +834,15 @@ class Job {
   private async prepareLive(type: SyncObjectType, objects: HubSpotObject[], planned: PlannedVersions): Promise<LivePlan> {
     const labels = type === 'tickets' && objects.length > 0 ? await this.pipelines() : undefined;
     const ctx = { syncId: this.run.syncId, now: this.now, ...(labels ? { labels } : {}) };
-    const plan = await this.engine.records.plan(this.t, this.i, type, objects, { ...ctx, known: planned.map });
+    const plan = await this.timed('lookup', () => this.engine.records.plan(this.t, this.i, type, objects, { ...ctx, known: planned.map }));
     planned.add(plan);
-    await publishChanges(this.deps.events, { tenantId: this.t, integrationId: this.i, portalId: this.portalId, syncId: this.run.syncId, source: 'sync', ...(labels ? { labels } : {}) }, type, plan.changes);
+    await this.timed('publish', () => publishChanges(this.deps.events, { tenantId: this.t, integrationId: this.i, portalId: this.portalId, syncId: this.run.syncId, source: 'sync', ...(labels ? { labels } : {}) }, type, plan.changes));
     return plan;
   }
 
   private async commitLive(type: SyncObjectType, objects: HubSpotObject[], plan: LivePlan, opts: { adjustCounts: boolean }): Promise<PageProgress> {
-    const result = await this.engine.records.commit(this.t, this.i, type, plan);
-    if (opts.adjustCounts) await this.engine.records.adjustCounts(this.t, this.i, type, result.countDelta);
+    const result = await this.timed('write', () => this.engine.records.commit(this.t, this.i, type, plan));
+    if (opts.adjustCounts) await this.timed('counters', () => this.engine.records.adjustCounts(this.t, this.i, type, result.countDelta));
     return { pages: 1, records: objects.length, changes: result.changes.length };
   }
 
@@ -825,13 +853,15 @@ class Job {
     let result: ApplyResult;
     if (opts.initial) {
       // An initial load announces itself once (sync.completed), not per record, and looks nothing up.
-      result = await this.engine.records.apply(this.t, this.i, type, objects, { ...ctx, assumeNew: true });
+      result = await this.timed('write', () => this.engine.records.apply(this.t, this.i, type, objects, { ...ctx, assumeNew: true }));
     } else {
-      const plan = await this.engine.records.plan(this.t, this.i, type, objects, ctx);
-      await publishChanges(this.deps.events, { tenantId: this.t, integrationId: this.i, portalId: this.portalId, syncId: this.run.syncId, source: 'sync', ...(labels ? { labels } : {}) }, type, plan.changes);
-      result = await this.engine.records.commit(this.t, this.i, type, plan);
+      const plan = await this.timed('lookup', () => this.engine.records.plan(this.t, this.i, type, objects, ctx));
+      await this.timed('publish', () =>
+        publishChanges(this.deps.events, { tenantId: this.t, integrationId: this.i, portalId: this.portalId, syncId: this.run.syncId, source: 'sync', ...(labels ? { labels } : {}) }, type, plan.changes),
+      );
+      result = await this.timed('write', () => this.engine.records.commit(this.t, this.i, type, plan));
     }
-    if (opts.adjustCounts) await this.engine.records.adjustCounts(this.t, this.i, type, result.countDelta);
+    if (opts.adjustCounts) await this.timed('counters', () => this.engine.records.adjustCounts(this.t, this.i, type, result.countDelta));
     return { pages: 1, records: objects.length, changes: result.changes.length };
   }
 
