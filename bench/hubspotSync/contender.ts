@@ -44,7 +44,7 @@ let storage: StorageClients | undefined;
 let caller: HubSpotCaller | undefined;
 let client: Client | undefined;
 const t = tenantId('bench');
-const log = new Logger(consoleSink, { functionName: 'bench' }, 'warn');
+const log = new Logger(consoleSink, { functionName: 'bench' }, process.env.BENCH_LOG_LEVEL === 'info' ? 'info' : 'warn');
 
 /** The store, timing its writes: how much of the run the storage took. */
 class TimedRecordStore extends HubSpotRecordStore {
