@@ -348,9 +348,6 @@ interface SearchCursor {
   tieAfterId?: string;
 }
 
-/** One invocation's work on one sync. */
-type LivePlan = RecordPlan;
-
 /**
  * Versions the last few pages of an incremental run planned, for the next page's plan: that page is
  * looked up while the one before it is still being written, so storage may not show it yet. Pages older
@@ -378,6 +375,7 @@ class PlannedVersions {
   }
 }
 
+/** One invocation's work on one sync. */
 class Job {
   private readonly deadline: number;
   private pagesThisInvocation = 0;
@@ -728,7 +726,7 @@ class Job {
       const first: SearchCursor = { gte: st.incGte ?? 0, after: st.incAfter, ...(st.incTieTs !== undefined ? { tieTs: st.incTieTs } : {}), ...(st.incTieAfterId ? { tieAfterId: st.incTieAfterId } : {}) };
       let estimated = false;
       const planned = new PlannedVersions(type);
-      const finished = await this.loop<SearchCursor, SearchPage, LivePlan>(first, {
+      const finished = await this.loop<SearchCursor, SearchPage, RecordPlan>(first, {
         fetch: async (c) => {
           const lm = spec.lastModifiedProperty;
           const tie = c.tieTs !== undefined;
@@ -831,7 +829,7 @@ class Job {
    * planned laid over, as they may not be stored yet), then announce the changes. Announce-then-store
    * holds: `commitLive` writes the rows only after this has published them.
    */
-  private async prepareLive(type: SyncObjectType, objects: HubSpotObject[], planned: PlannedVersions): Promise<LivePlan> {
+  private async prepareLive(type: SyncObjectType, objects: HubSpotObject[], planned: PlannedVersions): Promise<RecordPlan> {
     const labels = type === 'tickets' && objects.length > 0 ? await this.pipelines() : undefined;
     const ctx = { syncId: this.run.syncId, now: this.now, ...(labels ? { labels } : {}) };
     const plan = await this.timed('lookup', () => this.engine.records.plan(this.t, this.i, type, objects, { ...ctx, known: planned.map }));
@@ -840,7 +838,7 @@ class Job {
     return plan;
   }
 
-  private async commitLive(type: SyncObjectType, objects: HubSpotObject[], plan: LivePlan, opts: { adjustCounts: boolean }): Promise<PageProgress> {
+  private async commitLive(type: SyncObjectType, objects: HubSpotObject[], plan: RecordPlan, opts: { adjustCounts: boolean }): Promise<PageProgress> {
     const result = await this.timed('write', () => this.engine.records.commit(this.t, this.i, type, plan));
     if (opts.adjustCounts) await this.timed('counters', () => this.engine.records.adjustCounts(this.t, this.i, type, result.countDelta));
     return { pages: 1, records: objects.length, changes: result.changes.length };
