@@ -217,9 +217,10 @@ export class HubSpotRecordStore {
     i: IntegrationId,
     type: SyncObjectType,
     objects: HubSpotObject[],
-    opts: { labels?: PipelineLabels; syncId?: string; assumeNew?: boolean; now?: number } = {},
+    opts: { labels?: PipelineLabels; syncId?: string; assumeNew?: boolean; now?: number; known?: ReadonlyMap<string, RecordVersion> } = {},
   ): Promise<RecordPlan> {
     const existing = opts.assumeNew ? new Map<string, RecordVersion>() : await this.versions(t, i, type, objects.map((o) => o.id));
+    if (opts.known) overlayVersions(existing, opts.known);
     const plan: RecordPlan = { rows: [], changes: [], stale: 0, unchanged: 0, countDelta: {} };
     const now = opts.now ?? Date.now();
     const bump = (key: string, d: number) => (plan.countDelta[key] = (plan.countDelta[key] ?? 0) + d);
@@ -391,6 +392,32 @@ export class HubSpotRecordStore {
     } while (token && total < COUNT_SCAN_CAP);
     return token ? { total, exact: false } : { total, exact: true };
   }
+}
+
+/**
+ * Lays versions the caller has planned but may not have stored yet (a sync page still being committed)
+ * over what storage returned: the newer of the two by last-modified wins, and `lastPushedVersion` stays
+ * storage's (only the two-way writer sets it).
+ */
+function overlayVersions(existing: Map<string, RecordVersion>, known: ReadonlyMap<string, RecordVersion>): void {
+  for (const [id, k] of known) {
+    const found = existing.get(id);
+    if (found && found.version !== '' && !found.archived && found.lastModifiedMs > k.lastModifiedMs) continue;
+    const pushed = found ? found.lastPushedVersion : k.lastPushedVersion;
+    const { lastPushedVersion: _ignored, ...rest } = k;
+    existing.set(id, { ...rest, ...(pushed !== undefined ? { lastPushedVersion: pushed } : {}) });
+  }
+}
+
+/** The version a planned row will leave in storage, as `versions` would read it back. */
+export function plannedVersion(type: SyncObjectType, data: Partial<RecordRow>): RecordVersion | undefined {
+  if (data.version === undefined || data.hubspotId === undefined) return undefined;
+  return {
+    version: data.version,
+    lastModifiedMs: data.lastModifiedMs ?? 0,
+    archived: data.archived === true,
+    countKey: type === 'tickets' ? `${data.stage ?? ''}|${data.priority ?? ''}` : '',
+  };
 }
 
 function ticketFilter(q: TicketQuery): string {

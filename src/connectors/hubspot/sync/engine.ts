@@ -16,7 +16,7 @@ import {
 import type { HubSpotCaller, HubSpotCallStats } from '../caller';
 import { HubSpotDailyLimitError } from '../errors';
 import { updateIntegration } from '../integrationState';
-import { HubSpotRecordStore, countKeyOf, type ApplyResult } from '../records';
+import { HubSpotRecordStore, countKeyOf, plannedVersion, type ApplyResult, type RecordPlan, type RecordVersion } from '../records';
 import { hubspotSyncCompletedSchema, publishChanges } from './changes';
 import { listPage, searchPage, readAssociations, ticketPipelines, countObjects, type HubSpotObject, type ObjectPage, type PipelineLabels, type SearchFilter, type SearchPage } from './hubspotApi';
 import { SYNC_OBJECT_TYPES, type SyncMessage, type SyncObjectType, type SyncType } from './messages';
@@ -218,12 +218,12 @@ export class SyncEngine {
         await this.deps.leases.release(job.lease);
         released = true;
         await this.deps.queues.send(QUEUES.hubspotSync, { ...msg, continuation: { invocation: invocation + 1 }, trigger: 'continuation' });
-        log.info('sync continues in a new invocation', { invocation, pages: run.pages, records: run.records });
+        log.info('sync continues in a new invocation', { invocation, pages: run.pages, records: run.records, invocationMs: opts.now() - started, stageMs: job.stageTimings() });
         return { outcome: 'continued', syncId, run };
       }
       run = await this.finish(t, i, run, 'completed');
       await this.afterCompletion(integration, run, log);
-      log.info('sync completed', { pages: run.pages, records: run.records, changes: run.changes, calls: run.calls, invocations: run.invocations });
+      log.info('sync completed', { pages: run.pages, records: run.records, changes: run.changes, calls: run.calls, invocations: run.invocations, invocationMs: opts.now() - started, stageMs: job.stageTimings() });
       return { outcome: 'completed', syncId, run };
     } catch (err) {
       const error = safeError(err);
@@ -348,6 +348,33 @@ interface SearchCursor {
   tieAfterId?: string;
 }
 
+/**
+ * Versions the last few pages of an incremental run planned, for the next page's plan: that page is
+ * looked up while the one before it is still being written, so storage may not show it yet. Pages older
+ * than `KEEP_PAGES` are stored before any later lookup starts (see `loop`), so they are let go.
+ */
+class PlannedVersions {
+  static readonly KEEP_PAGES = 3;
+  readonly map = new Map<string, RecordVersion>();
+  private readonly pages: Array<Array<[string, RecordVersion]>> = [];
+
+  constructor(private readonly type: SyncObjectType) {}
+
+  add(plan: RecordPlan): void {
+    const page: Array<[string, RecordVersion]> = [];
+    for (const r of plan.rows) {
+      const v = plannedVersion(this.type, r.data);
+      if (!v || r.data.hubspotId === undefined) continue;
+      this.map.set(r.data.hubspotId, v);
+      page.push([r.data.hubspotId, v]);
+    }
+    this.pages.push(page);
+    while (this.pages.length > PlannedVersions.KEEP_PAGES) {
+      for (const [id, v] of this.pages.shift() ?? []) if (this.map.get(id) === v) this.map.delete(id);
+    }
+  }
+}
+
 /** One invocation's work on one sync. */
 class Job {
   private readonly deadline: number;
@@ -359,6 +386,30 @@ class Job {
   /** The checkpoint carrying the run row, while one is in flight (see `checkpoint`). */
   private runWrite: Promise<unknown> | undefined;
   private readonly estimates: Array<Promise<void>> = [];
+  /** Milliseconds spent in each stage this invocation (stages overlap, so they do not sum to the run time). */
+  readonly stageMs: Record<'search' | 'list' | 'associations' | 'lookup' | 'publish' | 'write' | 'counters' | 'checkpoint', number> = {
+    search: 0,
+    list: 0,
+    associations: 0,
+    lookup: 0,
+    publish: 0,
+    write: 0,
+    counters: 0,
+    checkpoint: 0,
+  };
+
+  stageTimings(): Record<string, number> {
+    return Object.fromEntries(Object.entries(this.stageMs).map(([k, v]) => [k, Math.round(v)]));
+  }
+
+  private async timed<T>(stage: keyof Job['stageMs'], work: () => Promise<T>): Promise<T> {
+    const t0 = performance.now();
+    try {
+      return await work();
+    } finally {
+      this.stageMs[stage] += performance.now() - t0;
+    }
+  }
   private readonly statsAtStart: HubSpotCallStats;
   private readonly runAtStart: RunRow;
   private leaseRenewedAt: number;
@@ -469,6 +520,10 @@ class Job {
    * could land in either order and leave the older figures in the row.
    */
   private async checkpoint(type: SyncObjectType, st: TypeState, counted?: PageProgress): Promise<void> {
+    await this.timed('checkpoint', () => this.checkpointNow(type, st, counted));
+  }
+
+  private async checkpointNow(type: SyncObjectType, st: TypeState, counted?: PageProgress): Promise<void> {
     this.progress();
     const withRun = this.runWrite === undefined;
     const write = this.state.checkpoint(this.t, this.i, type, st, withRun ? this.run : undefined);
@@ -507,9 +562,25 @@ class Job {
    * stored and checkpointed strictly in order, at most `PIPELINE_DEPTH` behind the fetches (memory stays
    * a few pages). Returns false when the budget ran out first; everything fetched by then is stored.
    */
-  private async loop<C, P>(first: C, step: { fetch(c: C): Promise<P>; advance(c: C, p: P): { next: C; done: boolean }; process(p: P, next: C, done: boolean): Promise<void> }): Promise<boolean> {
+  private async loop<C, P, S = undefined>(
+    first: C,
+    step: {
+      fetch(c: C): Promise<P>;
+      advance(c: C, p: P): { next: C; done: boolean };
+      /**
+       * Optional first storage stage (an incremental page's lookups and engine events), run in page order
+       * and one page ahead of `process`: page N+1 prepares while page N is committed, and no earlier than
+       * page N−1's `process` has finished, so whatever it reads from storage includes every page but N.
+       */
+      prepare?(p: P): Promise<S>;
+      process(p: P, next: C, done: boolean, prepared: S | undefined): Promise<void>;
+    },
+  ): Promise<boolean> {
     let cursor = first;
     let chain: Promise<void> = Promise.resolve();
+    let prepared: Promise<unknown> = Promise.resolve();
+    /** The chain as it was before the last page joined it: every page but the last one processed. */
+    let beforeLast: Promise<void> = Promise.resolve();
     let failure: { error: unknown } | undefined;
     const backlog: Array<Promise<void>> = [];
     const drain = async () => {
@@ -534,7 +605,15 @@ class Job {
       }
       const { next, done } = step.advance(cursor, page);
       this.pagesThisInvocation++;
-      chain = chain.then(() => step.process(page, next, done));
+      if (step.prepare) {
+        const prepare = step.prepare;
+        const ready: Promise<S> = Promise.all([prepared, beforeLast]).then(() => prepare(page));
+        prepared = ready;
+        beforeLast = chain;
+        chain = Promise.all([chain, ready]).then(([, s]) => step.process(page, next, done, s));
+      } else {
+        chain = chain.then(() => step.process(page, next, done, undefined));
+      }
       const mine = chain.catch((err: unknown) => {
         failure ??= { error: err };
       });
@@ -576,7 +655,7 @@ class Job {
     const seenCounts: Record<string, number> = JSON.parse(st.fullCounts) as Record<string, number>;
     if (st.fullPhase === 'live') {
       const finished = await this.loop<Cursor, ObjectPage>(st.fullAfter ? { after: st.fullAfter } : {}, {
-        fetch: (c) => listPage(this.caller, type, { ...c, archived: false }),
+        fetch: (c) => this.timed('list', () => listPage(this.caller, type, { ...c, archived: false })),
         advance: (_c, p) => (p.nextAfter ? { next: { after: p.nextAfter }, done: false } : { next: {}, done: true }),
         process: async (p, next, done) => {
           const counted = await this.applyLive(type, p.objects, { initial: st.fullInitial, adjustCounts: false });
@@ -593,7 +672,7 @@ class Job {
     }
     if (st.fullPhase === 'archived') {
       const finished = await this.loop<Cursor, ObjectPage>(st.fullAfter ? { after: st.fullAfter } : {}, {
-        fetch: (c) => listPage(this.caller, type, { ...c, archived: true }),
+        fetch: (c) => this.timed('list', () => listPage(this.caller, type, { ...c, archived: true })),
         advance: (_c, p) => (p.nextAfter ? { next: { after: p.nextAfter }, done: false } : { next: {}, done: true }),
         process: async (p, next, done) => {
           // The counters are rebuilt from the live objects seen, so tombstones do not move them here.
@@ -646,7 +725,8 @@ class Job {
     if (st.incPhase === 'search') {
       const first: SearchCursor = { gte: st.incGte ?? 0, after: st.incAfter, ...(st.incTieTs !== undefined ? { tieTs: st.incTieTs } : {}), ...(st.incTieAfterId ? { tieAfterId: st.incTieAfterId } : {}) };
       let estimated = false;
-      const finished = await this.loop<SearchCursor, SearchPage>(first, {
+      const planned = new PlannedVersions(type);
+      const finished = await this.loop<SearchCursor, SearchPage, RecordPlan>(first, {
         fetch: async (c) => {
           const lm = spec.lastModifiedProperty;
           const tie = c.tieTs !== undefined;
@@ -656,17 +736,18 @@ class Job {
                 { propertyName: lm, operator: 'GTE', value: String(c.gte) },
                 { propertyName: lm, operator: 'LTE', value: String(lte) },
               ];
-          const page = await searchPage(this.caller, type, { filters, sortBy: tie ? 'hs_object_id' : lm, limit: opts.searchLimit, ...(c.after ? { after: c.after } : {}) });
+          const page = await this.timed('search', () => searchPage(this.caller, type, { filters, sortBy: tie ? 'hs_object_id' : lm, limit: opts.searchLimit, ...(c.after ? { after: c.after } : {}) }));
           if (!estimated && !tie && c.after === 0 && c.gte === st.incGte) {
             this.run.estimatedTotal = (this.run.estimatedTotal ?? 0) + page.total;
             estimated = true;
           }
-          await this.attachAssociations(type, page.objects);
+          await this.timed('associations', () => this.attachAssociations(type, page.objects));
           return page;
         },
         advance: (c, p) => this.nextWindow(c, p, lte),
-        process: async (p, next, done) => {
-          const counted = await this.applyLive(type, p.objects, { initial: false, adjustCounts: true });
+        prepare: (p) => this.prepareLive(type, p.objects, planned),
+        process: async (p, next, done, plan) => {
+          const counted = plan ? await this.commitLive(type, p.objects, plan, { adjustCounts: true }) : await this.applyLive(type, p.objects, { initial: false, adjustCounts: true });
           let maxSeen = st.incMaxSeenMs ?? 0;
           for (const o of p.objects) if (o.lastModifiedMs <= lte && o.lastModifiedMs > maxSeen) maxSeen = o.lastModifiedMs;
           st = {
@@ -688,7 +769,7 @@ class Job {
     if (st.incPhase === 'archived') {
       const sweepStarted = this.now;
       const finished = await this.loop<Cursor, ObjectPage>(st.incArchivedAfter ? { after: st.incArchivedAfter } : {}, {
-        fetch: (c) => listPage(this.caller, type, { ...c, archived: true }),
+        fetch: (c) => this.timed('list', () => listPage(this.caller, type, { ...c, archived: true })),
         advance: (_c, p) => (p.nextAfter ? { next: { after: p.nextAfter }, done: false } : { next: {}, done: true }),
         process: async (p, next, done) => {
           const counted = await this.applyArchived(type, p.objects, { adjustCounts: true });
@@ -743,6 +824,26 @@ class Job {
     }
   }
 
+  /**
+   * The first half of storing an incremental page: look up what we hold (with what the pages before it
+   * planned laid over, as they may not be stored yet), then announce the changes. Announce-then-store
+   * holds: `commitLive` writes the rows only after this has published them.
+   */
+  private async prepareLive(type: SyncObjectType, objects: HubSpotObject[], planned: PlannedVersions): Promise<RecordPlan> {
+    const labels = type === 'tickets' && objects.length > 0 ? await this.pipelines() : undefined;
+    const ctx = { syncId: this.run.syncId, now: this.now, ...(labels ? { labels } : {}) };
+    const plan = await this.timed('lookup', () => this.engine.records.plan(this.t, this.i, type, objects, { ...ctx, known: planned.map }));
+    planned.add(plan);
+    await this.timed('publish', () => publishChanges(this.deps.events, { tenantId: this.t, integrationId: this.i, portalId: this.portalId, syncId: this.run.syncId, source: 'sync', ...(labels ? { labels } : {}) }, type, plan.changes));
+    return plan;
+  }
+
+  private async commitLive(type: SyncObjectType, objects: HubSpotObject[], plan: RecordPlan, opts: { adjustCounts: boolean }): Promise<PageProgress> {
+    const result = await this.timed('write', () => this.engine.records.commit(this.t, this.i, type, plan));
+    if (opts.adjustCounts) await this.timed('counters', () => this.engine.records.adjustCounts(this.t, this.i, type, result.countDelta));
+    return { pages: 1, records: objects.length, changes: result.changes.length };
+  }
+
   /** Stores a page of live objects; returns what it adds to the run's progress (counted with its checkpoint). */
   private async applyLive(type: SyncObjectType, objects: HubSpotObject[], opts: { initial: boolean; adjustCounts: boolean }): Promise<PageProgress> {
     const labels = type === 'tickets' && objects.length > 0 ? await this.pipelines() : undefined;
@@ -750,13 +851,15 @@ class Job {
     let result: ApplyResult;
     if (opts.initial) {
       // An initial load announces itself once (sync.completed), not per record, and looks nothing up.
-      result = await this.engine.records.apply(this.t, this.i, type, objects, { ...ctx, assumeNew: true });
+      result = await this.timed('write', () => this.engine.records.apply(this.t, this.i, type, objects, { ...ctx, assumeNew: true }));
     } else {
-      const plan = await this.engine.records.plan(this.t, this.i, type, objects, ctx);
-      await publishChanges(this.deps.events, { tenantId: this.t, integrationId: this.i, portalId: this.portalId, syncId: this.run.syncId, source: 'sync', ...(labels ? { labels } : {}) }, type, plan.changes);
-      result = await this.engine.records.commit(this.t, this.i, type, plan);
+      const plan = await this.timed('lookup', () => this.engine.records.plan(this.t, this.i, type, objects, ctx));
+      await this.timed('publish', () =>
+        publishChanges(this.deps.events, { tenantId: this.t, integrationId: this.i, portalId: this.portalId, syncId: this.run.syncId, source: 'sync', ...(labels ? { labels } : {}) }, type, plan.changes),
+      );
+      result = await this.timed('write', () => this.engine.records.commit(this.t, this.i, type, plan));
     }
-    if (opts.adjustCounts) await this.engine.records.adjustCounts(this.t, this.i, type, result.countDelta);
+    if (opts.adjustCounts) await this.timed('counters', () => this.engine.records.adjustCounts(this.t, this.i, type, result.countDelta));
     return { pages: 1, records: objects.length, changes: result.changes.length };
   }
 

@@ -1,5 +1,5 @@
 import type { HubSpotCaller } from '../../../../src/connectors/hubspot/caller';
-import { HubSpotRecordStore, requestSync, syncStatus, SyncStateStore, type SyncMessage } from '../../../../src/connectors/hubspot';
+import { HubSpotRecordStore, requestSync, SyncEngine, syncStatus, SyncStateStore, type SyncMessage } from '../../../../src/connectors/hubspot';
 import { partitionKey, type StorageClients } from '../../../../src/storage';
 import { startFakeHubSpot, type FakeHubSpot } from '../../../fakes/hubspot';
 import { useAzurite } from '../../../helpers/azurite';
@@ -289,6 +289,63 @@ describe('HubSpot sync engine', () => {
     expect(r2.outcomes).toEqual(['completed']);
     const e2 = (await drainQueue(clients, 'engine-events')) as Array<{ type: string }>;
     expect(e2.filter((e) => !e.type.includes('sync.completed'))).toEqual([]);
+  });
+
+  it("an incremental page is looked up and announced while the page before it is still being written, and every change is announced once", async () => {
+    const s = await setup();
+    const ids = fake.seed(s.hubId, 'tickets', 50);
+    await fullSync(s, {}, ['tickets']);
+    await incremental(s);
+    await drainQueue(clients, 'engine-events');
+
+    // 400 changes on distinct timestamps ahead of the clock, searched 100 a page with a cap of 200: the
+    // window restarts every second page and re-reads its boundary object, which the page before it may
+    // not have stored yet.
+    const base = Date.now() + 1000;
+    const created: string[] = [];
+    for (let x = 0; x < 350; x++) created.push(fake.upsertObject(s.hubId, 'tickets', undefined, { subject: `new ${x}`, hs_lastmodifieddate: String(base + x) }));
+    for (const [x, id] of ids.entries()) fake.upsertObject(s.hubId, 'tickets', id, { subject: `upd ${x}`, hs_lastmodifieddate: String(base + 350 + x) });
+
+    // The store notes when each page's lookup starts and its write ends; the first write waits (bounded)
+    // for the second lookup to start, which only a pipelined engine does.
+    const order: string[] = [];
+    let secondPlanStarted: () => void = () => undefined;
+    const secondPlan = new Promise<void>((resolve) => (secondPlanStarted = resolve));
+    let plans = 0;
+    let commits = 0;
+    class ObservedStore extends HubSpotRecordStore {
+      override async plan(...args: Parameters<HubSpotRecordStore['plan']>) {
+        if (args[2] !== 'tickets') return super.plan(...args);
+        const n = ++plans;
+        order.push(`plan ${n}`);
+        if (n === 2) secondPlanStarted();
+        return super.plan(...args);
+      }
+      override async commit(...args: Parameters<HubSpotRecordStore['commit']>) {
+        if (args[2] !== 'tickets') return super.commit(...args);
+        const n = ++commits;
+        if (n === 1) await Promise.race([secondPlan, new Promise((r) => setTimeout(r, 5000))]);
+        const out = await super.commit(...args);
+        order.push(`commit ${n} done`);
+        return out;
+      }
+    }
+    const engine = new SyncEngine(
+      { storage: clients, queues: k.queues, leases: k.leases, integrations: k.integrations, events: k.events, log, callerFor: async () => s.caller, records: new ObservedStore(clients) },
+      { lookbackMs: 0, searchLimit: 100, searchCap: 200, now: () => Date.now() + 10_000 },
+    );
+    const r = await requestSync(deps(), s.t, s.i, { syncType: 'incremental', trigger: 'timer', objectTypes: ['tickets'] });
+    if (!r.started) throw new Error('not started');
+    expect((await drainSyncQueue(clients, engine)).outcomes).toEqual(['completed']);
+
+    expect(order.indexOf('plan 2')).toBeGreaterThanOrEqual(0);
+    expect(order.indexOf('plan 2')).toBeLessThan(order.indexOf('commit 1 done'));
+    const events = (await drainQueue(clients, 'engine-events')) as Array<{ id: string; type: string; data: { objectId: string } }>;
+    const changes = events.filter((e) => !e.type.includes('sync.completed'));
+    expect(changes.filter((e) => e.type.endsWith('ticket.created.v1')).map((e) => e.data.objectId).sort()).toEqual([...created].sort());
+    expect(changes.filter((e) => e.type.endsWith('ticket.updated.v1')).map((e) => e.data.objectId).sort()).toEqual([...ids].sort());
+    expect(new Set(changes.map((e) => e.id)).size).toBe(400);
+    expect((await records().listTickets(s.t, s.i, { limit: 1 })).totalCount).toBe(400);
   });
 
   it('incremental sync pages past the search cap by restarting the window at the last timestamp seen', async () => {
