@@ -2,6 +2,7 @@ import type { Client } from '@microsoft/microsoft-graph-client';
 import { AppError } from '../../platform/errors';
 import { getServices, type Services } from '../../platform/services';
 import { TABLES, TenantTable } from '../../storage';
+import { DistributedBudget, type BudgetRow } from '../base';
 import { GraphClientFactory, type GraphClientFactoryOptions } from './client';
 import { EntraSignIn } from './signIn';
 import { AccountIndex, ConversationRepository, MailboxRepository, SubscriptionRepository } from './store';
@@ -42,6 +43,10 @@ export function createGraphServices(services: Services, factoryOverrides: Partia
         clientSecret: app.clientSecret,
         baseUrl: config.msgraph.baseUrl,
         authorityHost: config.msgraph.authorityHost,
+        requestsPerWindow: config.msgraph.mailboxRateLimit.limit,
+        windowMs: config.msgraph.mailboxRateLimit.intervalMs,
+        maxConcurrentPerMailbox: config.msgraph.mailboxConcurrency,
+        budget: new DistributedBudget(new TenantTable<BudgetRow>(storage.table(TABLES.rateBudgets))),
         ...factoryOverrides,
       })
     : undefined;
