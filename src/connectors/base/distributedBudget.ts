@@ -105,6 +105,11 @@ export class DistributedBudget {
     return { ...this.#stats };
   }
 
+  /** How long past its window a reservation under `window` still counts (`marginMs` with this budget's floor). */
+  marginFor(window: RateWindow): number {
+    return marginMs(window, this.#minMarginMs);
+  }
+
   /**
    * Waits until one call may be made under `key` and returns how long it waited (ms). Rejects with the
    * signal's reason on abort and with the storage error if the row cannot be read or written.

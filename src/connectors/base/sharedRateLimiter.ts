@@ -22,6 +22,9 @@ export type SharedGrant = readonly number[];
  */
 export const MAX_SINGLE_CALL_LIMIT = 200;
 
+/** Rounds of re-taking stale grants before the call goes anyway (see `take`). */
+const MAX_PASSES = 4;
+
 /**
  * Several rolling windows for one limited thing (a webhook, a mailbox), held across every instance by
  * `DistributedBudget` rows. The caller's in-process limiter still goes first (it keeps a burst of local
@@ -35,18 +38,33 @@ export class SharedRateLimiter {
     private readonly budget: DistributedBudget,
     windows: ReadonlyArray<RateWindow>,
   ) {
-    // Longest first, like the local limiters: the call follows the shortest window's grant at once.
-    this.#windows = [...windows].sort((a, b) => b.intervalMs - a.intervalMs);
+    // Shortest first: it is the one usually waited for, and a long window rarely makes the call wait.
+    this.#windows = [...windows].sort((a, b) => a.intervalMs - b.intervalMs);
   }
 
-  /** One call under every window; rejects with the signal's reason on abort (reservations made stay counted). */
+  /**
+   * One call under every window; rejects with the signal's reason on abort (reservations made stay
+   * counted). A window's grant counts the call from the moment it was granted, so a grant that went
+   * stale while a later window made the call wait (older than half its margin) is taken again: the
+   * first reservation stays counted (it cannot be undone), which wastes one call of a window that was
+   * not the one holding us back.
+   */
   async take(key: SharedLimitKey, signal?: AbortSignal): Promise<SharedGrant> {
-    const granted: number[] = [];
-    for (const w of this.#windows) {
-      await this.budget.take(this.#key(key, w), classFor(w), w, signal);
-      granted.push(Date.now());
+    const granted: Array<number | undefined> = this.#windows.map(() => undefined);
+    const staleAfter = this.#windows.map((w) => this.budget.marginFor(w) / 2);
+    for (let pass = 0; pass < MAX_PASSES; pass++) {
+      for (let i = 0; i < this.#windows.length; i++) {
+        const at = granted[i];
+        if (at !== undefined && Date.now() - at <= (staleAfter[i] as number)) continue;
+        const w = this.#windows[i] as RateWindow;
+        await this.budget.take(this.#key(key, w), classFor(w), w, signal);
+        granted[i] = Date.now();
+      }
+      const now = Date.now();
+      if (granted.every((at, i) => at !== undefined && now - at <= (staleAfter[i] as number))) break;
     }
-    return granted;
+    // After MAX_PASSES (windows that keep taking turns to wait), the late grants are booked again by `sent`.
+    return granted.map((at) => at ?? Date.now());
   }
 
   /** The call granted by `grant` left now; a late one is booked again (`DistributedBudget.sent`). Best effort. */

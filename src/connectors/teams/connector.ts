@@ -11,7 +11,7 @@ import type { DeliverDeps } from './deliver';
 import { TeamsState, type StateRow } from './floodControl';
 import { NotificationLog, type NotificationRow } from './notificationLog';
 import type { NotifyDeps } from './notify';
-import { FALLBACK_TENANT_WINDOWS, TEAMS_WEBHOOK_WINDOWS, WebhookRateLimiter, WebhookSender } from './sender';
+import { FALLBACK_TENANT_WINDOWS, TEAMS_BUDGET_MARGIN_MS, TEAMS_WEBHOOK_WINDOWS, WebhookRateLimiter, WebhookSender } from './sender';
 import { SnoozeLinks } from './snooze';
 import { parseWebhookUrl } from './webhookUrl';
 import { cachedDeploymentHealth, rememberDeploymentHealth } from './healthCache';
@@ -49,7 +49,7 @@ export function createTeamsServices(base: Services, opts: { limiter?: WebhookRat
   const snooze = new SnoozeLinks(state, base.config.publicBaseUrl);
   // One RateBudgets row per webhook (and per tenant's fallback quota) and window makes Teams' limits
   // hold across every instance; the in-process limiters in front keep local bursts off the row.
-  const budget = new DistributedBudget(new TenantTable<BudgetRow>(base.storage.table(TABLES.rateBudgets)));
+  const budget = new DistributedBudget(new TenantTable<BudgetRow>(base.storage.table(TABLES.rateBudgets)), { minMarginMs: TEAMS_BUDGET_MARGIN_MS });
   const limiter = opts.limiter ?? new WebhookRateLimiter(base.config.teams.webhookWindows ?? TEAMS_WEBHOOK_WINDOWS, { shared: { budget, scope: 'teams-webhook' } });
   const sender = opts.sender ?? new WebhookSender({ limiter, quotaLimiter: new WebhookRateLimiter(FALLBACK_TENANT_WINDOWS, { shared: { budget, scope: 'teams-fallback-quota' } }) });
   const fallbackUrl = acceptedFallback(base.config.teams.fallbackWebhookUrl, allowLoopback);
