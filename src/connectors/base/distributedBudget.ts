@@ -115,6 +115,15 @@ export class DistributedBudget {
    * signal's reason on abort and with the storage error if the row cannot be read or written.
    */
   async take(key: BudgetKey, cls: CallClass, window: RateWindow, signal?: AbortSignal): Promise<number> {
+    return (await this.takeCall(key, cls, window, signal)).waitedMs;
+  }
+
+  /**
+   * As `take`, and names the reservation the call came from, for `finished`: a provider that counts a
+   * call when it arrives may see it any time until its response, which can be later than the grant by
+   * more than the margin (a cold connection, a slow webhook).
+   */
+  async takeCall(key: BudgetKey, cls: CallClass, window: RateWindow, signal?: AbortSignal): Promise<{ waitedMs: number; entryId: string | undefined }> {
     const started = this.#now();
     const pool = this.#pool(key, cls);
     for (;;) {
@@ -130,7 +139,7 @@ export class DistributedBudget {
         }
         const waited = now - started;
         this.#stats.waitedMs += waited;
-        return waited;
+        return { waitedMs: waited, entryId: pool.entryId };
       }
       const flight = pool.flight ?? this.#startFlight(key, cls, window, pool);
       const retryInMs = await raceSignal(flight, signal);
@@ -182,6 +191,34 @@ export class DistributedBudget {
       const row = await this.#table.get(key.pk, key.rk);
       const live = liveEntries(parseEntries(row?.data.entries), countedForMs, this.#now());
       const data: BudgetRow = { entries: JSON.stringify([...live, entry]), pausedUntil: row?.data.pausedUntil ?? 0, interactiveWaitingUntil: row?.data.interactiveWaitingUntil ?? 0 };
+      if (await this.#write(key, row, data)) {
+        this.#stats.lateCalls++;
+        return;
+      }
+    }
+  }
+
+  /**
+   * The call taken from reservation `entryId` got its response at `at`: the reservation is counted as
+   * lasting until then (its end moves, no call is added), so a provider counting arrivals, which happen
+   * before the response, never sees more than the limit in a window, however slow the call was. Needs
+   * the write to land before the reservation would have stopped counting (its end plus one window and
+   * the margin); a row that keeps changing is left to the margin. Calls well within the margin of their
+   * grant need no write.
+   */
+  async finished(key: BudgetKey, cls: CallClass, window: RateWindow, entryId: string | undefined, grantedAt: number, at: number): Promise<void> {
+    const pool = this.#pools.get(`${key.id}|${cls}`);
+    // The instance closes its own reservation at its last use; the last use is now this response.
+    if (pool && pool.entryId === entryId && (pool.lastUse === undefined || pool.lastUse < at)) pool.lastUse = at;
+    if (entryId === undefined || at - grantedAt <= marginMs(window, this.#minMarginMs) / 2) return;
+    const countedForMs = window.intervalMs + marginMs(window, this.#minMarginMs);
+    for (let attempt = 0; attempt < this.#maxWriteAttempts; attempt++) {
+      const row = await this.#table.get(key.pk, key.rk);
+      const entries = liveEntries(parseEntries(row?.data.entries), countedForMs, this.#now());
+      const own = entries.find((x) => x.i === entryId);
+      if (!own || own.e >= at) return;
+      own.e = at;
+      const data: BudgetRow = { entries: JSON.stringify(entries), pausedUntil: row?.data.pausedUntil ?? 0, interactiveWaitingUntil: row?.data.interactiveWaitingUntil ?? 0 };
       if (await this.#write(key, row, data)) {
         this.#stats.lateCalls++;
         return;

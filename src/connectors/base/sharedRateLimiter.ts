@@ -11,8 +11,8 @@ export interface SharedLimitKey {
   rk: string;
 }
 
-/** Grant times per window (same order as the windows), for `sent`. */
-export type SharedGrant = readonly number[];
+/** What `take` got, per window (shortest first), for `finished`. */
+export type SharedGrant = ReadonlyArray<{ at: number; entryId: string | undefined }>;
 
 /**
  * Up to this limit a window reserves one call at a time (one row entry per call, about 60 bytes, so a
@@ -50,26 +50,38 @@ export class SharedRateLimiter {
    * not the one holding us back.
    */
   async take(key: SharedLimitKey, signal?: AbortSignal): Promise<SharedGrant> {
-    const granted: Array<number | undefined> = this.#windows.map(() => undefined);
+    const granted: Array<{ at: number; entryId: string | undefined } | undefined> = this.#windows.map(() => undefined);
     const staleAfter = this.#windows.map((w) => this.budget.marginFor(w) / 2);
+    const fresh = (i: number, now: number) => {
+      const g = granted[i];
+      return g !== undefined && now - g.at <= (staleAfter[i] as number);
+    };
     for (let pass = 0; pass < MAX_PASSES; pass++) {
       for (let i = 0; i < this.#windows.length; i++) {
-        const at = granted[i];
-        if (at !== undefined && Date.now() - at <= (staleAfter[i] as number)) continue;
+        if (fresh(i, Date.now())) continue;
         const w = this.#windows[i] as RateWindow;
-        await this.budget.take(this.#key(key, w), classFor(w), w, signal);
-        granted[i] = Date.now();
+        const { entryId } = await this.budget.takeCall(this.#key(key, w), classFor(w), w, signal);
+        granted[i] = { at: Date.now(), entryId };
       }
       const now = Date.now();
-      if (granted.every((at, i) => at !== undefined && now - at <= (staleAfter[i] as number))) break;
+      if (this.#windows.every((_, i) => fresh(i, now))) break;
     }
-    // After MAX_PASSES (windows that keep taking turns to wait), the late grants are booked again by `sent`.
-    return granted.map((at) => at ?? Date.now());
+    // After MAX_PASSES (windows that keep taking turns to wait), `finished` stretches the older grants.
+    return granted.map((g) => g ?? { at: Date.now(), entryId: undefined });
   }
 
-  /** The call granted by `grant` left now; a late one is booked again (`DistributedBudget.sent`). Best effort. */
-  async sent(key: SharedLimitKey, grant: SharedGrant, sentAt: number = Date.now()): Promise<void> {
-    await Promise.all(this.#windows.map((w, i) => (grant[i] === undefined ? undefined : this.budget.sent(this.#key(key, w), classFor(w), w, grant[i] as number, sentAt))));
+  /**
+   * The call of `grant` got its response (or gave up) now: each window counts it until then
+   * (`DistributedBudget.finished`), since the provider saw it at some point before. Await it before
+   * the next call is made from the same slot. Best effort, like the margin it backs up.
+   */
+  async finished(key: SharedLimitKey, grant: SharedGrant, at: number = Date.now()): Promise<void> {
+    await Promise.all(
+      this.#windows.map((w, i) => {
+        const g = grant[i];
+        return g ? this.budget.finished(this.#key(key, w), classFor(w), w, g.entryId, g.at, at) : undefined;
+      }),
+    );
   }
 
   /** No instance reserves under `key`'s shortest window for `ms` (after a 429). */

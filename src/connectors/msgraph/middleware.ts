@@ -82,11 +82,13 @@ export class MailboxLimiterMiddleware implements Middleware {
     for (let attempt = 1; ; attempt++) {
       const release = await this.opts.limiter.acquire(key);
       try {
-        if (shared && sharedKey) {
-          const grant = await shared.take(sharedKey);
-          void shared.sent(sharedKey, grant).catch(() => undefined);
+        const grant = shared && sharedKey ? await shared.take(sharedKey) : undefined;
+        try {
+          await (this.#next as Middleware).execute(context);
+        } finally {
+          // Outlook counted the request at some point before its answer; the shared window counts it until then.
+          if (shared && sharedKey && grant) await shared.finished(sharedKey, grant).catch(() => undefined);
         }
-        await (this.#next as Middleware).execute(context);
       } finally {
         release();
       }

@@ -63,10 +63,10 @@ export class RateLimitWaitError extends Error {
   }
 }
 
-/** A slot from `WebhookRateLimiter.acquire`: call `sent` as the request leaves, `release` when it ends. */
+/** A slot from `WebhookRateLimiter.acquire`: `finished` when the request has its answer (or failed), then `release`. */
 export interface WebhookSlot {
   release: Release;
-  sent(): void;
+  finished(): Promise<void>;
 }
 
 /** Every window of `TEAMS_WEBHOOK_WINDOWS`, per webhook key, as one limiter. */
@@ -115,8 +115,8 @@ export class WebhookRateLimiter {
     };
     return Object.assign(release, {
       release,
-      sent: () => {
-        if (shared && sharedKey && grant) void shared.limiter.sent(sharedKey, grant).catch(() => undefined);
+      finished: async () => {
+        if (shared && sharedKey && grant) await shared.limiter.finished(sharedKey, grant).catch(() => undefined);
       },
     });
   }
@@ -230,8 +230,6 @@ export class WebhookSender {
         const waitedMs = performance.now() - asked;
         if (waitedMs >= SLOW_SLOT_MS) hooks.onSlowSlot?.(attempts, Math.round(waitedMs));
         try {
-          release.sent();
-          quota?.sent();
           return await this.#once(target, body);
         } catch (err) {
           if (err instanceof WebhookPostError && err.failure === 'throttled') {
@@ -239,6 +237,8 @@ export class WebhookSender {
           }
           throw err;
         } finally {
+          // Teams saw the post at some point before its answer; the shared windows count it until then.
+          await Promise.all([release.finished(), quota?.finished()]);
           releaseBoth();
         }
       },
