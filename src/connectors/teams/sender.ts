@@ -1,4 +1,4 @@
-import { KeyedRateLimiter, limitKeyHash, parseRetryAfter, SharedRateLimiter, withRetry, type Classification, type DistributedBudget, type Release, type RetryReason, type SharedGrant } from '../base';
+import { KeyedRateLimiter, limitKeyHash, MAX_SINGLE_CALL_LIMIT, parseRetryAfter, SharedRateLimiter, withRetry, type Classification, type DistributedBudget, type Release, type RetryReason, type SharedGrant } from '../base';
 import { partitionKey } from '../../storage';
 import type { MessageEnvelope } from './cardTypes';
 import type { WebhookKind } from './schemas';
@@ -88,7 +88,11 @@ export class WebhookRateLimiter {
     this.#limiters = sorted.map((w, i) =>
       new KeyedRateLimiter({ limit: w.limit, intervalMs: w.intervalMs, ...(i === sorted.length - 1 ? { maxConcurrent: opts.maxConcurrent ?? 2 } : {}) }),
     );
-    this.#shared = opts.shared ? { limiter: new SharedRateLimiter(opts.shared.budget, sorted), scope: opts.shared.scope } : undefined;
+    // Shared: the windows reserved call by call. A larger one would be reserved in chunks, and a chunk held
+    // by an instance that is scaled in stays counted for a day in the daily window; Teams' daily limit is
+    // implied by the 2-hour one anyway (12 × 135 = 1,620 ≤ 1,700; the fallback quota: 12 × 27 = 324 ≤ 340).
+    const shared = sorted.filter((w) => w.limit <= MAX_SINGLE_CALL_LIMIT);
+    this.#shared = opts.shared && shared.length > 0 ? { limiter: new SharedRateLimiter(opts.shared.budget, shared), scope: opts.shared.scope } : undefined;
   }
 
   /**
