@@ -1,4 +1,4 @@
-import { DistributedBudget, SharedRateLimiter, type BudgetRow, type SharedLimitKey } from '../../../../src/connectors/base';
+import { DistributedBudget, limitKeyHash, SharedRateLimiter, type BudgetRow, type SharedLimitKey } from '../../../../src/connectors/base';
 import { maxInWindow } from '../../../helpers/windows';
 import { criticalTicketCard, TEAMS_BUDGET_MARGIN_MS, toEnvelope, WebhookRateLimiter, WebhookSender } from '../../../../src/connectors/teams';
 import { partitionKey, TABLES, TenantTable } from '../../../../src/storage';
@@ -68,6 +68,35 @@ describe('SharedRateLimiter across instances', () => {
     // 600 calls in chunks of 250 (a fortieth of the limit): a few entries, not 600.
     expect((JSON.parse(row?.data.entries ?? '[]') as unknown[]).length).toBeLessThanOrEqual(4);
     expect(b.stats().reservations).toBeLessThanOrEqual(4);
+  });
+
+  it('a slow call counts until its response: the row moves its end, and no other instance is granted inside the window after it', async () => {
+    const window = { limit: 1, intervalMs: 500 };
+    const a = new SharedRateLimiter(budget(), [window]);
+    const b = new SharedRateLimiter(budget(), [window]);
+    const k = key();
+    const grant = await a.take(k);
+    // A's call got its answer 800 ms after its grant (a cold connection): the provider may have seen it at any point until then.
+    const answeredAt = (grant[0]?.at as number) + 800;
+    await a.finished(k, grant, answeredAt);
+    const row = await new TenantTable<BudgetRow>(az.clients.table(TABLES.rateBudgets)).get(k.pk, `${k.rk}.1per500`);
+    expect(JSON.parse(row?.data.entries ?? '[]')).toEqual([expect.objectContaining({ i: grant[0]?.entryId, n: 1, e: answeredAt })]);
+    await b.take(k);
+    // With a limit of 1, B's call may go only once A's call, counted until its answer, has left the window.
+    expect(Date.now()).toBeGreaterThanOrEqual(answeredAt + window.intervalMs);
+  }, 30_000);
+
+  it("Teams' daily window is not shared (implied by the 2-hour one); the shorter ones each have a row", async () => {
+    const b = budget(TEAMS_BUDGET_MARGIN_MS);
+    const limiter = new WebhookRateLimiter(undefined, { shared: { budget: b, scope: 'teams-webhook' } });
+    const url = 'https://example.webhook.office.com/workflows/abc?sig=SECRET';
+    const slot = await limiter.acquire('secret-name', 5_000, url);
+    slot.release();
+    const rows = [];
+    for await (const r of new TenantTable<BudgetRow>(az.clients.table(TABLES.rateBudgets)).all(partitionKey.accountIndex('teams-webhook', limitKeyHash(url)))) rows.push(r);
+    expect(rows.map((r) => r.rowKey.replace(/^.*\./, '')).sort()).toEqual(['135per7200000', '3per1250', '55per30000', '90per3600000']);
+    // The row names a hash of the URL, never the URL or its signature.
+    expect(JSON.stringify(rows)).not.toMatch(/SECRET|webhook\.office\.com/);
   });
 
   it('three Teams senders (three instances) on one webhook: arrivals at Teams stay within the window', async () => {
