@@ -72,8 +72,9 @@ export class SharedRateLimiter {
 
   /**
    * The call of `grant` got its response (or gave up) now: each window counts it until then
-   * (`DistributedBudget.finished`), since the provider saw it at some point before. Await it before
-   * the next call is made from the same slot. Best effort, like the margin it backs up.
+   * (`DistributedBudget.finished`), since the provider saw it at some point before. Best effort, like the
+   * margin it backs up: it must land before the reservation stops counting (one window and the margin
+   * after its grant), which a single row write does unless storage stalls.
    */
   async finished(key: SharedLimitKey, grant: SharedGrant, at: number = Date.now()): Promise<void> {
     await Promise.all(

@@ -86,8 +86,9 @@ export class MailboxLimiterMiddleware implements Middleware {
         try {
           await (this.#next as Middleware).execute(context);
         } finally {
-          // Outlook counted the request at some point before its answer; the shared window counts it until then.
-          if (shared && sharedKey && grant) await shared.finished(sharedKey, grant).catch(() => undefined);
+          // Outlook counted the request at some point before its answer; the shared window counts it until
+          // then. Not awaited, so a slow call costs its caller no extra round trip.
+          if (shared && sharedKey && grant) void shared.finished(sharedKey, grant).catch(() => undefined);
         }
       } finally {
         release();
