@@ -205,6 +205,9 @@ var coreSettings = {
   GRAPH_BASE_URL: graphBaseUrl
   MSGRAPH_AUTHORITY_HOST: msgraphAuthorityHost
   MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES: msgraphSubscriptionLifetimeMinutes
+  MSGRAPH_MAILBOX_RATE_LIMIT: '10000'
+  MSGRAPH_MAILBOX_RATE_WINDOW_MS: '600000'
+  MSGRAPH_MAILBOX_CONCURRENCY: '4'
   LOG_LEVEL: logLevel
   NODE_OPTIONS: nodeHeapOptions[string(instanceMemoryMB)]
   // The host buffers a request body before invoking (HTTP streams are off): cap it at 2 MiB, above every

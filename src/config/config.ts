@@ -44,6 +44,10 @@ export interface AppConfig {
     authorityHost: string;
     /** Lifetime asked for new and renewed Graph subscriptions. */
     subscriptionLifetimeMinutes: number;
+    /** Outlook's per-mailbox window, held across instances. */
+    mailboxRateLimit: { limit: number; intervalMs: number };
+    /** Requests in flight per mailbox in one process. */
+    mailboxConcurrency: number;
     /**
      * The app registration. `credential` says what proves it: the client secret, or the certificate in the secret
      * store (then `clientSecret`, when set, is the fallback for a certificate that cannot be loaded).
@@ -54,6 +58,8 @@ export interface AppConfig {
     fallbackWebhookUrl?: string;
     /** `TEAMS_ALLOW_LOOPBACK_WEBHOOKS=true`: loopback webhook URLs (a fake Teams) are accepted. Off by default; refused in Azure. */
     allowLoopbackWebhooks: boolean;
+    /** `TEAMS_WEBHOOK_RATE_WINDOWS`: replaces Teams' per-webhook windows (tests shrink them). */
+    webhookWindows?: Array<{ limit: number; intervalMs: number }>;
   };
   logLevel: Env['LOG_LEVEL'];
   /** True when the process runs on the Azure platform (App Service / Functions). */
@@ -125,6 +131,8 @@ function toAppConfig(env: Env): AppConfig {
       baseUrl: env.GRAPH_BASE_URL.replace(/\/+$/, ''),
       authorityHost: env.MSGRAPH_AUTHORITY_HOST.replace(/\/+$/, ''),
       subscriptionLifetimeMinutes: env.MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES,
+      mailboxRateLimit: { limit: env.MSGRAPH_MAILBOX_RATE_LIMIT, intervalMs: env.MSGRAPH_MAILBOX_RATE_WINDOW_MS },
+      mailboxConcurrency: env.MSGRAPH_MAILBOX_CONCURRENCY,
       ...(env.MSGRAPH_CLIENT_ID && (env.MSGRAPH_CLIENT_SECRET || env.MSGRAPH_CREDENTIAL === 'certificate')
         ? {
             app: {
@@ -136,7 +144,11 @@ function toAppConfig(env: Env): AppConfig {
           }
         : {}),
     },
-    teams: { ...(env.TEAMS_WEBHOOK_URL ? { fallbackWebhookUrl: env.TEAMS_WEBHOOK_URL } : {}), allowLoopbackWebhooks: env.TEAMS_ALLOW_LOOPBACK_WEBHOOKS === 'true' },
+    teams: {
+      ...(env.TEAMS_WEBHOOK_URL ? { fallbackWebhookUrl: env.TEAMS_WEBHOOK_URL } : {}),
+      allowLoopbackWebhooks: env.TEAMS_ALLOW_LOOPBACK_WEBHOOKS === 'true',
+      ...(env.TEAMS_WEBHOOK_RATE_WINDOWS ? { webhookWindows: parseWindows(env.TEAMS_WEBHOOK_RATE_WINDOWS) } : {}),
+    },
     logLevel: env.LOG_LEVEL,
     runningInAzure,
   };
@@ -165,4 +177,12 @@ export function getConfig(): AppConfig {
 /** For tests that change the environment between cases. */
 export function resetConfigForTests(): void {
   cached = undefined;
+}
+
+/** "4/2000,60/30000" (already checked by the schema's pattern) as windows. */
+function parseWindows(raw: string): Array<{ limit: number; intervalMs: number }> {
+  return raw.split(',').map((pair) => {
+    const [limit, ms] = pair.split('/');
+    return { limit: Number(limit), intervalMs: Number(ms) };
+  });
 }

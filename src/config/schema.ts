@@ -91,10 +91,18 @@ export const envSchema = z
     // Outlook's documented maximum is 4230 minutes; newer pages quote 10080. We ask for this and fall back
     // to 4230 when Graph refuses it.
     MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES: blankAsUnset(z.coerce.number().int().min(45).max(10080).default(4230)),
+    // Outlook's limit per app and mailbox, held across instances (10,000 per 10 minutes). Tests shrink both.
+    MSGRAPH_MAILBOX_RATE_LIMIT: blankAsUnset(z.coerce.number().int().min(1).max(10_000).default(10_000)),
+    MSGRAPH_MAILBOX_RATE_WINDOW_MS: blankAsUnset(z.coerce.number().int().min(100).max(600_000).default(600_000)),
+    // Requests in flight per mailbox in one process (Outlook allows 4 per app and mailbox in all; see README).
+    MSGRAPH_MAILBOX_CONCURRENCY: blankAsUnset(z.coerce.number().int().min(1).max(4).default(4)),
 
     TEAMS_WEBHOOK_URL: optionalUrl('TEAMS_WEBHOOK_URL'),
     // Loopback (127.0.0.1, localhost, [::1]) Teams webhook URLs, for a fake Teams in tests and local runs only.
     TEAMS_ALLOW_LOOPBACK_WEBHOOKS: blankAsUnset(z.enum(['true', 'false']).default('false')),
+    // Replaces Teams' per-webhook windows, as "limit/ms" pairs ("4/2000,60/30000"); tests and local runs
+    // shrink them. Unset: Teams' documented limits with our margins (sender.ts TEAMS_WEBHOOK_WINDOWS).
+    TEAMS_WEBHOOK_RATE_WINDOWS: blankAsUnset(z.string().trim().regex(/^[1-9]\d{0,5}\/[1-9]\d{0,8}(,[1-9]\d{0,5}\/[1-9]\d{0,8}){0,9}$/, 'must be "limit/ms" pairs separated by commas').optional()),
 
     LOG_LEVEL: blankAsUnset(z.enum(['debug', 'info', 'warn', 'error']).default('info')),
 

@@ -2,7 +2,7 @@ import https from 'node:https';
 import { AuthenticationError, ClientCertificateCredential, ClientSecretCredential, type AccessToken, type GetTokenOptions, type TokenCredential } from '@azure/identity';
 import { AuthenticationHandler, Client, HTTPMessageHandler, TelemetryHandler, type Middleware } from '@microsoft/microsoft-graph-client';
 import { TokenCredentialAuthenticationProvider } from '@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials';
-import { KeyedRateLimiter } from '../base';
+import { KeyedRateLimiter, SharedRateLimiter, type DistributedBudget } from '../base';
 import { AppCredentialSource, type AppCredentialMaterial } from './appCredential';
 import { ImmutableIdMiddleware, MailboxLimiterMiddleware, type ThrottleEvent } from './middleware';
 import { AgentTransport } from './transport';
@@ -31,6 +31,8 @@ export interface GraphClientFactoryOptions {
   /** Outlook: 10,000 requests per 10 minutes per app and mailbox. Divide by the instance count when scaled out. */
   requestsPerWindow?: number;
   windowMs?: number;
+  /** Makes the request window hold across instances (RateBudgets rows); per process when omitted. */
+  budget?: DistributedBudget;
   /** Longest Retry-After sat through inside one call. */
   maxThrottleWaitMs?: number;
   onThrottled?: (tenant: string, event: ThrottleEvent) => void;
@@ -44,6 +46,7 @@ export interface GraphClientFactoryOptions {
  */
 export class GraphClientFactory {
   readonly limiter: KeyedRateLimiter;
+  readonly #shared: SharedRateLimiter | undefined;
   readonly #credentials = new Map<string, TokenCredential>();
   readonly #clients = new Map<string, Client>();
   readonly #agent: https.Agent | undefined;
@@ -56,6 +59,7 @@ export class GraphClientFactory {
       intervalMs: opts.windowMs ?? 10 * 60_000,
       maxConcurrent: opts.maxConcurrentPerMailbox ?? 4,
     });
+    this.#shared = opts.budget ? new SharedRateLimiter(opts.budget, [{ limit: opts.requestsPerWindow ?? 10_000, intervalMs: opts.windowMs ?? 10 * 60_000 }]) : undefined;
     this.#agent = opts.tls ? new https.Agent({ ca: opts.tls.ca, keepAlive: true }) : undefined;
   }
 
@@ -99,6 +103,7 @@ export class GraphClientFactory {
       new ImmutableIdMiddleware(),
       new MailboxLimiterMiddleware({
         limiter: this.limiter,
+        ...(this.#shared ? { shared: this.#shared } : {}),
         keyPrefix: entraTenantId,
         ...(this.opts.maxThrottleWaitMs !== undefined ? { maxWaitMs: this.opts.maxThrottleWaitMs } : {}),
         ...(this.opts.onThrottled ? { onThrottled: (e: ThrottleEvent) => this.opts.onThrottled?.(entraTenantId, e) } : {}),

@@ -1,6 +1,6 @@
 export { MsGraphConnector } from './connector';
 export { GraphClientFactory, describeAuthError, ENTRA_TENANT_ID, GRAPH_SCOPE, DEFAULT_AUTHORITY_HOST, type GraphClientFactoryOptions } from './client';
-export { createGraphServices, getGraphServices, GraphNotConfiguredError, type GraphServices } from './services';
+export { createGraphServices, getGraphServices, GRAPH_BUDGET_MARGIN_MS, GraphNotConfiguredError, type GraphServices } from './services';
 export {
   cleanSubject,
   classifyMessage,

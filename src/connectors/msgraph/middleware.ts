@@ -1,5 +1,6 @@
 import type { Context, Middleware } from '@microsoft/microsoft-graph-client';
-import { parseRetryAfter, type KeyedRateLimiter } from '../base';
+import { limitKeyHash, parseRetryAfter, type KeyedRateLimiter, type SharedLimitKey, type SharedRateLimiter } from '../base';
+import { partitionKey } from '../../storage';
 
 /** `Prefer: IdType="ImmutableId"` on every call, merged with whatever else a call prefers. */
 export class ImmutableIdMiddleware implements Middleware {
@@ -29,6 +30,8 @@ export interface ThrottleEvent {
 
 export interface MailboxLimiterOptions {
   limiter: KeyedRateLimiter;
+  /** Outlook's window across every instance (RateBudgets rows per Entra tenant and mailbox); per process only when omitted. */
+  shared?: SharedRateLimiter;
   /** Prefix of every key (the customer's Entra tenant): mailboxes are per tenant. */
   keyPrefix: string;
   /** Attempts per call, the first included. */
@@ -45,7 +48,9 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
  * Outlook's limits are per app and mailbox (4 concurrent requests, 10,000 per 10 minutes), so every
  * request takes a slot of the limiter keyed by tenant + mailbox (`/users/{id}/…`), and a 429 pauses only
  * that key for its Retry-After: a busy mailbox waits, the others go on. A 429 is retried whatever the
- * method (Graph did not process it); a 503/504 only for idempotent methods. It stands in for the SDK's
+ * method (Graph did not process it); a 503/504 only for idempotent methods. With `shared`, the request
+ * window holds across instances too, and a 429 pauses the mailbox on every instance; the concurrency
+ * cap stays per process (README, "Limits"). It stands in for the SDK's
  * RetryHandler, whose waits (up to 180 s) would outlive a function invocation.
  */
 export class MailboxLimiterMiddleware implements Middleware {
@@ -67,11 +72,24 @@ export class MailboxLimiterMiddleware implements Middleware {
   async execute(context: Context): Promise<void> {
     const url = typeof context.request === 'string' ? context.request : context.request.url;
     const method = (context.options?.method ?? 'GET').toUpperCase();
-    const key = `${this.opts.keyPrefix}:${limiterKey(url)}`;
+    const mailbox = limiterKey(url);
+    const key = `${this.opts.keyPrefix}:${mailbox}`;
+    const shared = this.opts.shared;
+    // Mailbox ids are addresses (personal data): the row names a hash, in the Entra tenant's partition.
+    const sharedKey: SharedLimitKey | undefined = shared
+      ? { id: `graph|${key}`, pk: partitionKey.accountIndex('graph-mailbox', this.opts.keyPrefix), rk: limitKeyHash(mailbox) }
+      : undefined;
     for (let attempt = 1; ; attempt++) {
       const release = await this.opts.limiter.acquire(key);
       try {
-        await (this.#next as Middleware).execute(context);
+        const grant = shared && sharedKey ? await shared.take(sharedKey) : undefined;
+        try {
+          await (this.#next as Middleware).execute(context);
+        } finally {
+          // Outlook counted the request at some point before its answer; the shared window counts it until
+          // then. Not awaited, so a slow call costs its caller no extra round trip.
+          if (shared && sharedKey && grant) void shared.finished(sharedKey, grant).catch(() => undefined);
+        }
       } finally {
         release();
       }
@@ -81,7 +99,10 @@ export class MailboxLimiterMiddleware implements Middleware {
       if (!response || !retryable) return;
       const asked = parseRetryAfter(response.headers);
       const waitMs = asked ?? Math.min(this.#maxWaitMs, 500 * 2 ** (attempt - 1));
-      if (status === 429) this.opts.limiter.penalize(key, waitMs);
+      if (status === 429) {
+        this.opts.limiter.penalize(key, waitMs);
+        if (shared && sharedKey) await shared.pause(sharedKey, waitMs).catch(() => undefined);
+      }
       const willRetry = attempt < this.#maxAttempts && waitMs <= this.#maxWaitMs;
       this.opts.onThrottled?.({ key, status, waitMs, attempt, willRetry });
       if (!willRetry) return;

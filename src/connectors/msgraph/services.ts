@@ -3,6 +3,7 @@ import { AppError } from '../../platform/errors';
 import { getServices, type Services } from '../../platform/services';
 import { TABLES, TenantTable } from '../../storage';
 import { AppCredentialSource } from './appCredential';
+import { DistributedBudget, type BudgetRow } from '../base';
 import { GraphClientFactory, type GraphClientFactoryOptions } from './client';
 import { EntraSignIn } from './signIn';
 import { AccountIndex, ConversationRepository, MailboxRepository, SubscriptionRepository } from './store';
@@ -28,6 +29,14 @@ export interface GraphServices {
   client(entraTenantId: string): Client;
 }
 
+/**
+ * Least margin of the cross-instance mailbox budget: a grant counts from when it is made, Outlook counts
+ * on arrival, and a first request on a new TLS connection arrives a few hundred ms later. Outlook's
+ * 10-minute window has a 6 s margin anyway (a hundredth of the window); this floor matters only for the
+ * short windows tests use.
+ */
+export const GRAPH_BUDGET_MARGIN_MS = 500;
+
 export class GraphNotConfiguredError extends AppError {
   constructor() {
     super({ status: 503, code: 'msgraph-not-configured', title: 'Microsoft Graph is not configured', detail: 'This deployment has no Microsoft Graph app registration (MSGRAPH_CLIENT_ID / MSGRAPH_CLIENT_SECRET).' });
@@ -45,6 +54,10 @@ export function createGraphServices(services: Services, factoryOverrides: Partia
         ...(appCredential ? { appCredential } : {}),
         baseUrl: config.msgraph.baseUrl,
         authorityHost: config.msgraph.authorityHost,
+        requestsPerWindow: config.msgraph.mailboxRateLimit.limit,
+        windowMs: config.msgraph.mailboxRateLimit.intervalMs,
+        maxConcurrentPerMailbox: config.msgraph.mailboxConcurrency,
+        budget: new DistributedBudget(new TenantTable<BudgetRow>(storage.table(TABLES.rateBudgets)), { minMarginMs: GRAPH_BUDGET_MARGIN_MS }),
         ...factoryOverrides,
       })
     : undefined;

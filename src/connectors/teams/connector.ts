@@ -5,13 +5,13 @@ import { registerConnector } from '../registry';
 import type { TenantId } from '../../storage/keys';
 import { TABLES } from '../../storage/names';
 import { TenantTable } from '../../storage/tenantTable';
-import { healthProbe, type BaseConnector } from '../base';
+import { DistributedBudget, healthProbe, type BaseConnector, type BudgetRow } from '../base';
 import { ChannelStore, type ChannelRow } from './channelStore';
 import type { DeliverDeps } from './deliver';
 import { TeamsState, type StateRow } from './floodControl';
 import { NotificationLog, type NotificationRow } from './notificationLog';
 import type { NotifyDeps } from './notify';
-import { FALLBACK_TENANT_WINDOWS, WebhookRateLimiter, WebhookSender } from './sender';
+import { FALLBACK_TENANT_WINDOWS, TEAMS_BUDGET_MARGIN_MS, TEAMS_WEBHOOK_WINDOWS, WebhookRateLimiter, WebhookSender } from './sender';
 import { SnoozeLinks } from './snooze';
 import { parseWebhookUrl } from './webhookUrl';
 import { cachedDeploymentHealth, rememberDeploymentHealth } from './healthCache';
@@ -47,8 +47,11 @@ export function createTeamsServices(base: Services, opts: { limiter?: WebhookRat
   const log = new NotificationLog(new TenantTable<NotificationRow>(base.storage.table(TABLES.teamsNotifications)), base.expiry);
   const state = new TeamsState(new TenantTable<StateRow>(base.storage.table(TABLES.teamsState)), Date.now, base.expiry);
   const snooze = new SnoozeLinks(state, base.config.publicBaseUrl);
-  const limiter = opts.limiter ?? new WebhookRateLimiter();
-  const sender = opts.sender ?? new WebhookSender({ limiter, quotaLimiter: new WebhookRateLimiter(FALLBACK_TENANT_WINDOWS) });
+  // One RateBudgets row per webhook (and per tenant's fallback quota) and window makes Teams' limits
+  // hold across every instance; the in-process limiters in front keep local bursts off the row.
+  const budget = new DistributedBudget(new TenantTable<BudgetRow>(base.storage.table(TABLES.rateBudgets)), { minMarginMs: TEAMS_BUDGET_MARGIN_MS });
+  const limiter = opts.limiter ?? new WebhookRateLimiter(base.config.teams.webhookWindows ?? TEAMS_WEBHOOK_WINDOWS, { shared: { budget, scope: 'teams-webhook' } });
+  const sender = opts.sender ?? new WebhookSender({ limiter, quotaLimiter: new WebhookRateLimiter(FALLBACK_TENANT_WINDOWS, { shared: { budget, scope: 'teams-fallback-quota' } }) });
   const fallbackUrl = acceptedFallback(base.config.teams.fallbackWebhookUrl, allowLoopback);
   const teams: TeamsServices = {
     channels,

@@ -8,7 +8,7 @@ export { FALLBACK_CHANNEL, NOTIFICATION_STATUSES, NotificationLog, type Notifica
 export { TeamsState, type TeamsSettings } from './floodControl';
 export { route, KIND_CHANNELS } from './routing';
 export { SnoozeLinks, snoozePage, snoozeConfirmPage, snoozeRefusal, snoozeLinkIdSchema, snoozeParamsSchema, SnoozeLinkError, SNOOZE_LINK_TTL_SECONDS } from './snooze';
-export { WebhookSender, WebhookRateLimiter, WebhookPostError, RateLimitWaitError, TEAMS_WEBHOOK_WINDOWS } from './sender';
+export { WebhookSender, WebhookRateLimiter, WebhookPostError, RateLimitWaitError, TEAMS_BUDGET_MARGIN_MS, TEAMS_WEBHOOK_WINDOWS } from './sender';
 export { parseWebhookUrl, InvalidWebhookUrlError } from './webhookUrl';
 export {
   notificationSchema,

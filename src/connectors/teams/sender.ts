@@ -1,4 +1,5 @@
-import { KeyedRateLimiter, parseRetryAfter, withRetry, type Classification, type Release, type RetryReason } from '../base';
+import { KeyedRateLimiter, limitKeyHash, MAX_SINGLE_CALL_LIMIT, parseRetryAfter, SharedRateLimiter, withRetry, type Classification, type DistributedBudget, type Release, type RetryReason, type SharedGrant } from '../base';
+import { partitionKey } from '../../storage';
 import type { MessageEnvelope } from './cardTypes';
 import type { WebhookKind } from './schemas';
 
@@ -10,8 +11,9 @@ import type { WebhookKind } from './schemas';
  * webhook. We stay below each: the limiter counts when a call leaves, Teams when it arrives, and the
  * time between the two varies. In the 1 s window that matters most: 3 per 1.25 s can only become 5
  * arrivals within one second if some calls are held back ~1.5 s longer than others (4 per 1 s was
- * measured to let 5 arrive within 998 ms under load). The limiter is per process; with several
- * instances, 429s still pace us through `penalize` and backoff.
+ * measured to let 5 arrive within 998 ms under load). With a `DistributedBudget` (as the app runs it)
+ * every window holds across instances (`SharedRateLimiter`, one RateBudgets row per webhook and window);
+ * without one, per process only.
  */
 export const TEAMS_WEBHOOK_WINDOWS: ReadonlyArray<{ limit: number; intervalMs: number }> = [
   { limit: 1_700, intervalMs: 86_400_000 },
@@ -20,6 +22,14 @@ export const TEAMS_WEBHOOK_WINDOWS: ReadonlyArray<{ limit: number; intervalMs: n
   { limit: 55, intervalMs: 30_000 },
   { limit: 3, intervalMs: 1_250 },
 ];
+
+/**
+ * The cross-instance budget's margin for Teams (`BudgetOptions.minMarginMs`): a grant counts from when it
+ * is made, Teams counts on arrival, and a post's first request on a new connection was measured to
+ * arrive ~360 ms after its grant locally (TLS to Teams adds more). 500 ms turns 3 per 1.25 s into 3 per
+ * 1.75 s at most; sustained load is bound by 55 per 30 s anyway.
+ */
+export const TEAMS_BUDGET_MARGIN_MS = 500;
 
 /** A wait for a rate-limit slot at least this long is reported (`onSlowSlot`). */
 const SLOW_SLOT_MS = 2_000;
@@ -53,43 +63,84 @@ export class RateLimitWaitError extends Error {
   }
 }
 
+/** A slot from `WebhookRateLimiter.acquire`: `finished` when the request has its answer (or failed), then `release`. */
+export interface WebhookSlot {
+  release: Release;
+  finished(): Promise<void>;
+}
+
 /** Every window of `TEAMS_WEBHOOK_WINDOWS`, per webhook key, as one limiter. */
 export class WebhookRateLimiter {
   readonly #limiters: KeyedRateLimiter[];
+  readonly #shared: { limiter: SharedRateLimiter; scope: string } | undefined;
 
-  constructor(windows: ReadonlyArray<{ limit: number; intervalMs: number }> = TEAMS_WEBHOOK_WINDOWS, opts: { maxConcurrent?: number } = {}) {
+  /**
+   * `shared`: the budget rows that make the windows hold across instances, and a scope naming what the
+   * keys limit ('teams-webhook', 'teams-fallback-quota'), so two limiters never share a row by accident.
+   */
+  constructor(
+    windows: ReadonlyArray<{ limit: number; intervalMs: number }> = TEAMS_WEBHOOK_WINDOWS,
+    opts: { maxConcurrent?: number; shared?: { budget: DistributedBudget; scope: string } } = {},
+  ) {
     // Longest window first, so that the post follows the shortest window's grant at once and the long
     // windows' stamps are at most one short wait early.
     const sorted = [...windows].sort((a, b) => b.intervalMs - a.intervalMs);
     this.#limiters = sorted.map((w, i) =>
       new KeyedRateLimiter({ limit: w.limit, intervalMs: w.intervalMs, ...(i === sorted.length - 1 ? { maxConcurrent: opts.maxConcurrent ?? 2 } : {}) }),
     );
+    // Shared: the windows reserved call by call. A larger one would be reserved in chunks, and a chunk held
+    // by an instance that is scaled in stays counted for a day in the daily window; Teams' daily limit is
+    // implied by the 2-hour one anyway (12 × 135 = 1,620 ≤ 1,700; the fallback quota: 12 × 27 = 324 ≤ 340).
+    const shared = sorted.filter((w) => w.limit <= MAX_SINGLE_CALL_LIMIT);
+    this.#shared = opts.shared && shared.length > 0 ? { limiter: new SharedRateLimiter(opts.shared.budget, shared), scope: opts.shared.scope } : undefined;
   }
 
-  /** A slot for one request to `key`, or `RateLimitWaitError` after `maxWaitMs`. Call the release when the request ends. */
-  async acquire(key: string, maxWaitMs: number): Promise<Release> {
+  /**
+   * A slot for one request to `key`, or `RateLimitWaitError` after `maxWaitMs`. `sharedAs` names the
+   * limited thing across instances (the webhook's URL, hashed here before it is stored); `key` when omitted.
+   */
+  async acquire(key: string, maxWaitMs: number, sharedAs?: string): Promise<Release & WebhookSlot> {
     const started = performance.now();
     const signal = AbortSignal.timeout(maxWaitMs);
     const releases: Release[] = [];
+    let grant: SharedGrant | undefined;
+    const shared = this.#shared;
+    const sharedKey = shared ? this.#sharedKey(sharedAs ?? key) : undefined;
     try {
       for (const l of this.#limiters) releases.push(await l.acquire(key, signal));
+      if (shared && sharedKey) grant = await shared.limiter.take(sharedKey, signal);
     } catch (err) {
       for (const r of releases) r();
       if (signal.aborted) throw new RateLimitWaitError(Math.round(performance.now() - started));
       throw err;
     }
-    return () => {
+    const release = () => {
       for (const r of releases) r();
     };
+    return Object.assign(release, {
+      release,
+      finished: async () => {
+        if (shared && sharedKey && grant) await shared.limiter.finished(sharedKey, grant).catch(() => undefined);
+      },
+    });
   }
 
-  /** Nothing for `key` for `ms` (after a 429). */
-  penalize(key: string, ms: number): void {
+  /** Nothing for `key` for `ms` (after a 429), on every instance when shared. */
+  penalize(key: string, ms: number, sharedAs?: string): void {
     this.#limiters[this.#limiters.length - 1]?.penalize(key, ms);
+    if (this.#shared) void this.#shared.limiter.pause(this.#sharedKey(sharedAs ?? key), ms).catch(() => undefined);
   }
 
   stats() {
     return this.#limiters.map((l) => l.stats());
+  }
+
+  #sharedKey(name: string) {
+    const scope = (this.#shared as { scope: string }).scope;
+    const hash = limitKeyHash(name);
+    // Not tenant-scoped on purpose: Teams limits the webhook, whoever posts to it (two tenants' channels
+    // on one URL share its limit). The row names only a hash of the URL, and holds only call times.
+    return { id: `${scope}|${hash}`, pk: partitionKey.accountIndex(scope, hash), rk: 'limit' };
   }
 }
 
@@ -168,9 +219,9 @@ export class WebhookSender {
         // The tenant's quota first: a tenant over its share waits (or is deferred) without holding a place
         // in the shared webhook's queue, where every other tenant would wait behind it.
         const quota = this.#o.quotaLimiter && target.quotaKey ? await this.#o.quotaLimiter.acquire(target.quotaKey, this.#o.maxLimiterWaitMs) : undefined;
-        let release: Release;
+        let release: Release & WebhookSlot;
         try {
-          release = await this.#o.limiter.acquire(target.key, Math.max(1, Math.floor(this.#o.maxLimiterWaitMs - (performance.now() - asked))));
+          release = await this.#o.limiter.acquire(target.key, Math.max(1, Math.floor(this.#o.maxLimiterWaitMs - (performance.now() - asked))), target.url);
         } catch (err) {
           quota?.();
           throw err;
@@ -186,10 +237,14 @@ export class WebhookSender {
           return await this.#once(target, body);
         } catch (err) {
           if (err instanceof WebhookPostError && err.failure === 'throttled') {
-            this.#o.limiter.penalize(target.key, err.retryAfterMs ?? this.#o.defaultThrottleMs);
+            this.#o.limiter.penalize(target.key, err.retryAfterMs ?? this.#o.defaultThrottleMs, target.url);
           }
           throw err;
         } finally {
+          // Teams saw the post at some point before its answer; the shared windows count it until then. Not
+          // awaited: the delivery is recorded without an extra round trip, and the write lands well within
+          // the window and margin that the reservation is counted for anyway.
+          void Promise.all([release.finished(), quota?.finished()]);
           releaseBoth();
         }
       },

@@ -71,6 +71,8 @@ export interface RecordedGraphRequest {
   /** Lower-cased address of the mailbox in `/users/{id}/…`, when there is one. */
   mailbox: string | undefined;
   status: number;
+  /** Epoch ms when the request reached the fake (Outlook counts requests as they arrive). */
+  at: number;
   /** Form fields of token requests, without the secret. */
   tokenRequest?: { tenant: string; clientId: string; grantType: string; scope: string; clientAuth: ClientAuthMethod };
 }
@@ -848,7 +850,7 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
     const method = req.method ?? 'GET';
     const raw = await readBody(req);
     const prefer = header(req, 'prefer');
-    const record: RecordedGraphRequest = { method, path: parsed.pathname, search: parsed.search, prefer, tenantId: undefined, mailbox: undefined, status: 0 };
+    const record: RecordedGraphRequest = { method, path: parsed.pathname, search: parsed.search, prefer, tenantId: undefined, mailbox: undefined, status: 0, at: Date.now() };
     let reply: Reply;
     try {
       const segments = parsed.pathname.split('/').filter(Boolean).map((s) => decodeURIComponent(s));

@@ -38,7 +38,7 @@ describe('parseConfig: a valid local environment', () => {
       publicBaseUrl: 'http://localhost:7071',
       apiAuth: { kind: 'secret', secret: new TextEncoder().encode(JWT_SECRET), tenantClaim: 'tenant_id', maxAgeSeconds: 86_400 },
       hubspot: { apiBaseUrl: 'https://api.hubapi.com', acceptLegacySignatures: false, privateAppRateLimit: 100, rateWindowMs: 10_000, syncTimeBudgetMs: 480_000 },
-      msgraph: { baseUrl: 'https://graph.microsoft.com', authorityHost: 'https://login.microsoftonline.com', subscriptionLifetimeMinutes: 4230 },
+      msgraph: { baseUrl: 'https://graph.microsoft.com', authorityHost: 'https://login.microsoftonline.com', subscriptionLifetimeMinutes: 4230, mailboxRateLimit: { limit: 10_000, intervalMs: 600_000 }, mailboxConcurrency: 4 },
       teams: { allowLoopbackWebhooks: false },
       logLevel: 'info',
       runningInAzure: false,
@@ -118,6 +118,7 @@ describe('parseConfig: a valid local environment', () => {
       baseUrl: 'http://127.0.0.1:9998',
       authorityHost: 'https://127.0.0.1:9997',
       subscriptionLifetimeMinutes: 10080,
+      mailboxRateLimit: { limit: 10_000, intervalMs: 600_000 }, mailboxConcurrency: 4,
       app: { clientId: 'graph-id', clientSecret: 'graph-secret', credential: 'secret', homeTenantId: 'home-tenant' },
     });
     expect(config.teams).toEqual({ fallbackWebhookUrl: 'https://contoso.webhook.office.com/x', allowLoopbackWebhooks: false });
@@ -304,9 +305,18 @@ describe('parseConfig: reporting', () => {
     expect(settingsNamed(configError(localEnv({ MSGRAPH_CLIENT_ID: 'id' })))).toEqual(['MSGRAPH_CLIENT_SECRET']);
     expect(settingsNamed(configError(localEnv({ MSGRAPH_CLIENT_SECRET: 's' })))).toEqual(['MSGRAPH_CLIENT_ID']);
     // the Graph home tenant alone is not an app registration
-    expect(parseConfig(localEnv({ MSGRAPH_TENANT_ID: 'home' })).msgraph).toEqual({ baseUrl: 'https://graph.microsoft.com', authorityHost: 'https://login.microsoftonline.com', subscriptionLifetimeMinutes: 4230 });
+    expect(parseConfig(localEnv({ MSGRAPH_TENANT_ID: 'home' })).msgraph).toEqual({ baseUrl: 'https://graph.microsoft.com', authorityHost: 'https://login.microsoftonline.com', subscriptionLifetimeMinutes: 4230, mailboxRateLimit: { limit: 10_000, intervalMs: 600_000 }, mailboxConcurrency: 4 });
     // a subscription lifetime Graph could never accept is a start error, not a runtime surprise
     expect(settingsNamed(configError(localEnv({ MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES: '20000' })))).toEqual(['MSGRAPH_SUBSCRIPTION_LIFETIME_MINUTES']);
+  });
+
+  it('reads the rate windows tests shrink, and refuses malformed ones', () => {
+    const config = parseConfig(localEnv({ TEAMS_WEBHOOK_RATE_WINDOWS: '4/2000,60/30000', MSGRAPH_MAILBOX_RATE_LIMIT: '5', MSGRAPH_MAILBOX_RATE_WINDOW_MS: '2000', MSGRAPH_MAILBOX_CONCURRENCY: '2' }));
+    expect(config.teams.webhookWindows).toEqual([{ limit: 4, intervalMs: 2000 }, { limit: 60, intervalMs: 30_000 }]);
+    expect(config.msgraph.mailboxRateLimit).toEqual({ limit: 5, intervalMs: 2000 });
+    expect(config.msgraph.mailboxConcurrency).toBe(2);
+    expect(settingsNamed(configError(localEnv({ TEAMS_WEBHOOK_RATE_WINDOWS: '4 per 2s' })))).toEqual(['TEAMS_WEBHOOK_RATE_WINDOWS']);
+    expect(settingsNamed(configError(localEnv({ MSGRAPH_MAILBOX_CONCURRENCY: '5' })))).toEqual(['MSGRAPH_MAILBOX_CONCURRENCY']);
   });
 });
 
