@@ -102,7 +102,17 @@ export const envSchema = z
     TEAMS_ALLOW_LOOPBACK_WEBHOOKS: blankAsUnset(z.enum(['true', 'false']).default('false')),
     // Replaces Teams' per-webhook windows, as "limit/ms" pairs ("4/2000,60/30000"); tests and local runs
     // shrink them. Unset: Teams' documented limits with our margins (sender.ts TEAMS_WEBHOOK_WINDOWS).
-    TEAMS_WEBHOOK_RATE_WINDOWS: blankAsUnset(z.string().trim().regex(/^[1-9]\d{0,5}\/[1-9]\d{0,8}(,[1-9]\d{0,5}\/[1-9]\d{0,8}){0,9}$/, 'must be "limit/ms" pairs separated by commas').optional()),
+    // One pair at a time: a regex over the whole list would nest quantifiers (the regex scan refuses that).
+    TEAMS_WEBHOOK_RATE_WINDOWS: blankAsUnset(
+      z
+        .string()
+        .trim()
+        .refine((v) => {
+          const pairs = v.split(',');
+          return pairs.length <= 10 && pairs.every((p) => /^[1-9]\d{0,5}\/[1-9]\d{0,8}$/.test(p));
+        }, 'must be "limit/ms" pairs separated by commas')
+        .optional(),
+    ),
 
     LOG_LEVEL: blankAsUnset(z.enum(['debug', 'info', 'warn', 'error']).default('info')),
 

@@ -316,6 +316,10 @@ describe('parseConfig: reporting', () => {
     expect(config.msgraph.mailboxRateLimit).toEqual({ limit: 5, intervalMs: 2000 });
     expect(config.msgraph.mailboxConcurrency).toBe(2);
     expect(settingsNamed(configError(localEnv({ TEAMS_WEBHOOK_RATE_WINDOWS: '4 per 2s' })))).toEqual(['TEAMS_WEBHOOK_RATE_WINDOWS']);
+    for (const bad of ['0/2000', '4/2000,', '4/2000,,3/1000', '1234567/10', Array.from({ length: 11 }, () => '4/2000').join(',')]) {
+      expect(settingsNamed(configError(localEnv({ TEAMS_WEBHOOK_RATE_WINDOWS: bad })))).toEqual(['TEAMS_WEBHOOK_RATE_WINDOWS']);
+    }
+    expect(parseConfig(localEnv({ TEAMS_WEBHOOK_RATE_WINDOWS: Array.from({ length: 10 }, () => '4/2000').join(',') }))).toBeDefined();
     expect(settingsNamed(configError(localEnv({ MSGRAPH_MAILBOX_CONCURRENCY: '5' })))).toEqual(['MSGRAPH_MAILBOX_CONCURRENCY']);
   });
 });
