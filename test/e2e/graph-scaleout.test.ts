@@ -10,7 +10,7 @@ import { IntegrationsRepository } from '../../src/storage/repositories/integrati
 import { TenantTable } from '../../src/storage/tenantTable';
 import { startFakeGraph, type FakeGraph } from '../fakes/graph';
 import { TEST_JWT_SECRET } from '../helpers/jwt';
-import { apiClient, localAppEnv, startRunner, type RunningHost } from '../helpers/runner';
+import { apiClient, localAppEnv, startRunner, type RunningHost, fakeGraphAppEnv } from '../helpers/runner';
 import { maxInWindow } from '../helpers/windows';
 
 const APP = { clientId: 'e2e-graph-scale-app', clientSecret: 'e2e-graph-scale-secret-7d1e' };
@@ -48,12 +48,7 @@ describe('Outlook mailbox limit across three instances', () => {
     writeFileSync(caFile, fake.ca);
     const env = {
       ...localAppEnv({ storage: azurite.connectionString, secretKey: randomBytes(32).toString('base64'), secretDir: path.join(tmp, 'secrets'), jwtSecret: TEST_JWT_SECRET, publicBaseUrl: 'http://127.0.0.1:7071' }),
-      MSGRAPH_CLIENT_ID: APP.clientId,
-      MSGRAPH_CLIENT_SECRET: APP.clientSecret,
-      MSGRAPH_TENANT_ID: home,
-      GRAPH_BASE_URL: fake.url,
-      MSGRAPH_AUTHORITY_HOST: fake.url,
-      NODE_EXTRA_CA_CERTS: caFile,
+      ...fakeGraphAppEnv({ app: APP, homeTenant: home, fakeUrl: fake.url, caFile }),
       MSGRAPH_MAILBOX_RATE_LIMIT: String(WINDOW.limit),
       MSGRAPH_MAILBOX_RATE_WINDOW_MS: String(WINDOW.intervalMs),
     };

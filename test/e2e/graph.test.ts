@@ -10,7 +10,7 @@ import { partitionKey, tenantId } from '../../src/storage/keys';
 import { startFakeGraph, type FakeGraph, type FakeMessage } from '../fakes/graph';
 import { TestBrowser, type BrowserResponse } from '../helpers/browser';
 import { TEST_JWT_SECRET } from '../helpers/jwt';
-import { apiClient, freePort, nextMessage, queueLength, startRunner, type RunningHost, localAppEnv } from '../helpers/runner';
+import { apiClient, freePort, nextMessage, queueLength, startRunner, type RunningHost, localAppEnv, fakeGraphAppEnv } from '../helpers/runner';
 
 const APP = { clientId: 'e2e-graph-app', clientSecret: 'e2e-graph-secret-5f0c1e9a7b3d' };
 
@@ -72,12 +72,7 @@ describe('Microsoft Graph end to end', () => {
       port,
       env: {
         ...localAppEnv({ storage: azurite.connectionString, secretKey: randomBytes(32).toString('base64'), secretDir: path.join(tmp, 'secrets'), jwtSecret: TEST_JWT_SECRET, publicBaseUrl: publicBase }),
-        MSGRAPH_CLIENT_ID: APP.clientId,
-        MSGRAPH_CLIENT_SECRET: APP.clientSecret,
-        MSGRAPH_TENANT_ID: home,
-        GRAPH_BASE_URL: fake.url,
-        MSGRAPH_AUTHORITY_HOST: fake.url,
-        NODE_EXTRA_CA_CERTS: caFile,
+        ...fakeGraphAppEnv({ app: APP, homeTenant: home, fakeUrl: fake.url, caFile }),
       },
     });
   });

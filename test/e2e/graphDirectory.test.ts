@@ -12,7 +12,7 @@ import { IntegrationsRepository } from '../../src/storage/repositories/integrati
 import { TenantTable } from '../../src/storage/tenantTable';
 import { startFakeGraph, type FakeGraph } from '../fakes/graph';
 import { TEST_JWT_SECRET } from '../helpers/jwt';
-import { apiClient, freePort, localAppEnv, ROOT, startRunner, type RunningHost } from '../helpers/runner';
+import { apiClient, freePort, localAppEnv, ROOT, startRunner, type RunningHost, fakeGraphAppEnv } from '../helpers/runner';
 
 const APP = { clientId: 'e2e-graph-dir-app', clientSecret: 'e2e-graph-dir-secret-2c9d' };
 
@@ -78,12 +78,7 @@ describe('Microsoft Graph calendar and directory routes', () => {
       port,
       env: {
         ...localAppEnv({ storage: azurite.connectionString, secretKey: randomBytes(32).toString('base64'), secretDir: path.join(tmp, 'secrets'), jwtSecret: TEST_JWT_SECRET, publicBaseUrl: `http://127.0.0.1:${port}` }),
-        MSGRAPH_CLIENT_ID: APP.clientId,
-        MSGRAPH_CLIENT_SECRET: APP.clientSecret,
-        MSGRAPH_TENANT_ID: home,
-        GRAPH_BASE_URL: fake.url,
-        MSGRAPH_AUTHORITY_HOST: fake.url,
-        NODE_EXTRA_CA_CERTS: caFile,
+        ...fakeGraphAppEnv({ app: APP, homeTenant: home, fakeUrl: fake.url, caFile }),
       },
     });
   });

@@ -187,6 +187,18 @@ export function localAppEnv(opts: { storage: string; secretKey: string; secretDi
   };
 }
 
+/** The settings that point the app's Graph connector at the fake Graph (whose CA the runner trusts from `caFile`). */
+export function fakeGraphAppEnv(opts: { app: { clientId: string; clientSecret: string }; homeTenant: string; fakeUrl: string; caFile: string }): Record<string, string> {
+  return {
+    MSGRAPH_CLIENT_ID: opts.app.clientId,
+    MSGRAPH_CLIENT_SECRET: opts.app.clientSecret,
+    MSGRAPH_TENANT_ID: opts.homeTenant,
+    GRAPH_BASE_URL: opts.fakeUrl,
+    MSGRAPH_AUTHORITY_HOST: opts.fakeUrl,
+    NODE_EXTRA_CA_CERTS: opts.caFile,
+  };
+}
+
 export interface ApiCallInit extends RequestInit {
   /** Bearer token for this tenant; `null` sends none. Default: the client's tenant, else none. */
   tenant?: string | null;
