@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startAzurite, type AzuriteInstance } from './azurite';
+import { installFaultsFromEnv } from './faults';
 import { LocalFunctionHost, loadApp } from './host';
 import { applySettings, ensureLocalSettings, readLocalSettings } from './settings';
 import { formatFunctionTable } from './table';
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
   const masterKey = process.env.LOCAL_MASTER_KEY;
   if (!functionKey || !masterKey) throw new Error('LOCAL_FUNCTION_KEY and LOCAL_MASTER_KEY must be set (npm start generates them into local.settings.json).');
 
+  installFaultsFromEnv();
   const { core, settings } = loadApp(appDir);
   const port = Number(values.port ?? process.env.PORT ?? local?.Host?.LocalHttpPort ?? 7071);
   const bodyLimit = process.env.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT;
