@@ -91,5 +91,7 @@ describe('Teams cards arrive promptly (fallback webhook, 429s on one ticket, a b
     expect(fake.violations()).toBe(0);
     // The breach's throttled posts were retried, and said so.
     expect(host.output().match(/retrying Teams post/g)?.length).toBeGreaterThanOrEqual(2 * ROUNDS);
+    // Every request left with a log line of its own: three cards and two throttled retries per round.
+    expect(host.output().match(/posting card/g)?.length).toBeGreaterThanOrEqual(5 * ROUNDS);
   }, ROUNDS * (ARRIVES_WITHIN_MS + 20_000));
 });

@@ -146,7 +146,9 @@ async function deliverClaimed(deps: DeliverDeps, msg: CardMessage, dequeueCount:
   try {
     const result = await deps.sender.post(target, envelope, {
       onRetry: (attempt, delayMs, reason) => log.info('retrying Teams post', { attempt, delayMs: Math.round(delayMs), reason }),
+      onSlotWait: (attempt) => log.info('Teams post waiting for a rate-limit slot', { attempt, channel: record.channel }),
       onSlowSlot: (attempt, waitedMs) => log.info('Teams post waited for a rate-limit slot', { attempt, waitedMs }),
+      onAttempt: (attempt) => log.info('posting card', { attempt, channel: record.channel, count }),
     });
     const at = new Date(now());
     await deps.log.update(tenant, id, { status: 'sent', sentAt: at.toISOString(), count, truncated, attempts: attemptsBefore + result.attempts, reason: '', attemptOpen: false, ...(possibleRepeat ? { possibleRepeat } : {}) });
@@ -160,7 +162,7 @@ async function deliverClaimed(deps: DeliverDeps, msg: CardMessage, dequeueCount:
       if (deferrals <= MAX_DEFERRALS) {
         const delaySeconds = err instanceof RetryAfterTooLongError ? Math.ceil(err.retryAfterMs / 1000) : 60;
         await deps.queues.send(QUEUES.teamsCards, { ...msg, deferrals }, { visibilityTimeoutSeconds: Math.min(Math.max(delaySeconds, 1), 7200) });
-        log.info('card deferred by rate limits', { deferrals, delaySeconds });
+        log.warn('card deferred by rate limits', { deferrals, delaySeconds });
         return 'deferred';
       }
     }

@@ -208,7 +208,14 @@ export class WebhookSender {
   async post(
     target: PostTarget,
     envelope: MessageEnvelope,
-    hooks: { onRetry?: (attempt: number, delayMs: number, reason: RetryReason) => void; onSlowSlot?: (attempt: number, waitedMs: number) => void } = {},
+    hooks: {
+      onRetry?: (attempt: number, delayMs: number, reason: RetryReason) => void;
+      /** Called while a wait for a slot is still going on, once it passed `SLOW_SLOT_MS`: no wait is silent. */
+      onSlotWait?: (attempt: number) => void;
+      onSlowSlot?: (attempt: number, waitedMs: number) => void;
+      /** Called when a request leaves, after its slot was granted. */
+      onAttempt?: (attempt: number) => void;
+    } = {},
   ): Promise<{ attempts: number; status: number }> {
     const body = JSON.stringify(envelope);
     let attempts = 0;
@@ -216,15 +223,19 @@ export class WebhookSender {
       async () => {
         attempts++;
         const asked = performance.now();
+        const waiting = hooks.onSlotWait ? setTimeout(() => hooks.onSlotWait?.(attempts), SLOW_SLOT_MS) : undefined;
         // The tenant's quota first: a tenant over its share waits (or is deferred) without holding a place
         // in the shared webhook's queue, where every other tenant would wait behind it.
-        const quota = this.#o.quotaLimiter && target.quotaKey ? await this.#o.quotaLimiter.acquire(target.quotaKey, this.#o.maxLimiterWaitMs) : undefined;
+        let quota: (Release & WebhookSlot) | undefined;
         let release: Release & WebhookSlot;
         try {
+          quota = this.#o.quotaLimiter && target.quotaKey ? await this.#o.quotaLimiter.acquire(target.quotaKey, this.#o.maxLimiterWaitMs) : undefined;
           release = await this.#o.limiter.acquire(target.key, Math.max(1, Math.floor(this.#o.maxLimiterWaitMs - (performance.now() - asked))), target.url);
         } catch (err) {
           quota?.();
           throw err;
+        } finally {
+          clearTimeout(waiting);
         }
         const releaseBoth = () => {
           release();
@@ -233,6 +244,7 @@ export class WebhookSender {
         // A wait for a slot is otherwise silent until it ends in a deferral; say so when it was long.
         const waitedMs = performance.now() - asked;
         if (waitedMs >= SLOW_SLOT_MS) hooks.onSlowSlot?.(attempts, Math.round(waitedMs));
+        hooks.onAttempt?.(attempts);
         try {
           return await this.#once(target, body);
         } catch (err) {

@@ -50,6 +50,29 @@ describe('WebhookSender', () => {
     expect(JSON.stringify(err) + String(err) + ((err as Error).stack ?? '')).not.toContain(new URL(url).searchParams.get('sig') as string);
   });
 
+  it('says a post is waiting for a rate-limit slot while it still waits, and names every attempt (issue 12 finding 8: no silent wait)', async () => {
+    // One call per 3 s: the second post waits ~3 s for its slot.
+    const sender = new WebhookSender({ limiter: new WebhookRateLimiter([{ limit: 1, intervalMs: 3_000 }]), baseDelayMs: 20 });
+    const target = { key: 'slow', url: fake.url('slow'), kind: 'workflows' as const };
+    await sender.post(target, envelope());
+    const events: Array<[string, number]> = [];
+    const second = sender.post(target, envelope('n-8000000000000-000000000002'), {
+      onSlotWait: (a) => events.push(['waiting', a]),
+      onAttempt: (a) => events.push(['attempt', a]),
+    });
+    // Before the slot comes, the wait has already been reported (and nothing was posted yet).
+    await new Promise((r) => setTimeout(r, 2_400));
+    expect(events).toEqual([['waiting', 1]]);
+    expect(fake.accepted('slow')).toHaveLength(1);
+    await second;
+    expect(events).toEqual([['waiting', 1], ['attempt', 1]]);
+    expect(fake.accepted('slow')).toHaveLength(2);
+    // A post granted at once reports its attempt and no wait.
+    const quick: string[] = [];
+    await fastSender().post({ key: 'quick', url: fake.url('quick'), kind: 'workflows' }, envelope(), { onSlotWait: () => quick.push('waiting'), onAttempt: () => quick.push('attempt') });
+    expect(quick).toEqual(['attempt']);
+  });
+
   it('does not retry a refusal (4xx other than 429)', async () => {
     fake.inject('gone', '404');
     const err = await fastSender().post({ key: 'k5', url: fake.url('gone'), kind: 'workflows' }, envelope()).catch((e: unknown) => e);
