@@ -58,8 +58,37 @@ export interface HostSettings {
   extensionBundle?: { id: string; version: string };
 }
 
-export function readHostSettings(appDir: string): HostSettings {
-  const raw: unknown = JSON.parse(readFileSync(path.join(appDir, 'host.json'), 'utf8'));
+const OVERRIDE_PREFIX = 'AzureFunctionsJobHost__';
+
+/**
+ * host.json with the app settings that override it applied, as the Functions host does:
+ * `AzureFunctionsJobHost__functionTimeout=00:05:00` or
+ * `AzureFunctionsJobHost__extensions__queues__visibilityTimeout=00:00:01` (path segments joined by `__`,
+ * matched without regard to case). A value of digits only becomes a number (e.g. `batchSize`).
+ */
+export function applyHostOverrides(hostJson: unknown, env: NodeJS.ProcessEnv = process.env): unknown {
+  if (typeof hostJson !== 'object' || hostJson === null || Array.isArray(hostJson)) return hostJson;
+  const root = structuredClone(hostJson) as Record<string, unknown>;
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined || name.length <= OVERRIDE_PREFIX.length || name.slice(0, OVERRIDE_PREFIX.length).toLowerCase() !== OVERRIDE_PREFIX.toLowerCase()) continue;
+    const segments = name.slice(OVERRIDE_PREFIX.length).split('__').filter((s) => s.length > 0);
+    let node = root;
+    segments.forEach((segment, i) => {
+      const key = Object.keys(node).find((k) => k.toLowerCase() === segment.toLowerCase()) ?? segment;
+      if (i === segments.length - 1) {
+        node[key] = /^\d+$/.test(value) ? Number(value) : value;
+        return;
+      }
+      const next = node[key];
+      if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+      node = node[key] as Record<string, unknown>;
+    });
+  }
+  return root;
+}
+
+export function readHostSettings(appDir: string, env: NodeJS.ProcessEnv = process.env): HostSettings {
+  const raw: unknown = applyHostOverrides(JSON.parse(readFileSync(path.join(appDir, 'host.json'), 'utf8')), env);
   const parsed = hostJsonSchema.parse(raw);
   const q = parsed.extensions?.queues ?? {};
   const batchSize = q.batchSize ?? 16;

@@ -62,6 +62,8 @@ export interface AppConfig {
     webhookWindows?: Array<{ limit: number; intervalMs: number }>;
   };
   logLevel: Env['LOG_LEVEL'];
+  /** host.json `functionTimeout` (10 min), or the host's `AzureFunctionsJobHost__functionTimeout` override. */
+  functionTimeoutMs: number;
   /** True when the process runs on the Azure platform (App Service / Functions). */
   runningInAzure: boolean;
 }
@@ -150,8 +152,19 @@ function toAppConfig(env: Env): AppConfig {
       ...(env.TEAMS_WEBHOOK_RATE_WINDOWS ? { webhookWindows: parseWindows(env.TEAMS_WEBHOOK_RATE_WINDOWS) } : {}),
     },
     logLevel: env.LOG_LEVEL,
+    functionTimeoutMs: env.AzureFunctionsJobHost__functionTimeout ? timeSpanMs(env.AzureFunctionsJobHost__functionTimeout) : HOST_FUNCTION_TIMEOUT_MS,
     runningInAzure,
   };
+}
+
+/** host.json's `functionTimeout`; a unit test keeps the two equal. */
+export const HOST_FUNCTION_TIMEOUT_MS = 10 * 60_000;
+
+/** `[d.]hh:mm:ss` (already checked by the schema) → ms. */
+function timeSpanMs(value: string): number {
+  const [dayPart, rest] = value.includes('.') ? (value.split('.') as [string, string]) : ['0', value];
+  const [h, m, s] = rest.split(':').map(Number) as [number, number, number];
+  return ((Number(dayPart) * 24 + h) * 60 + m) * 60_000 + s * 1000;
 }
 
 function storageConfig(env: Env): StorageConfig {

@@ -115,6 +115,14 @@ export const envSchema = z
     ),
 
     LOG_LEVEL: blankAsUnset(z.enum(['debug', 'info', 'warn', 'error']).default('info')),
+    // The host's own override of host.json's functionTimeout (an app setting the Functions host reads);
+    // the app needs it too: a claim is stale only once no live invocation can still hold it.
+    AzureFunctionsJobHost__functionTimeout: blankAsUnset(
+      z
+        .string()
+        .regex(/^(?:\d{1,2}\.)?\d{1,2}:\d{2}:\d{2}$/, 'AzureFunctionsJobHost__functionTimeout must be a TimeSpan (hh:mm:ss)')
+        .optional(),
+    ),
 
     // Set by the Azure platform; we only read them to know where we run.
     WEBSITE_INSTANCE_ID: optionalString,

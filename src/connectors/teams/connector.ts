@@ -63,7 +63,7 @@ export function createTeamsServices(base: Services, opts: { limiter?: WebhookRat
     allowLoopback,
     fallbackUrl,
     notifyDeps: () => ({ channels, log, state, queues: base.queues, fallbackAvailable: fallbackUrl !== undefined }),
-    deliverDeps: () => ({ channels, log, state, snooze, sender, processed: base.processed, queues: base.queues, storage: base.storage, fallbackUrl, allowLoopback }),
+    deliverDeps: () => ({ channels, log, state, snooze, sender, processed: base.processed, queues: base.queues, storage: base.storage, fallbackUrl, allowLoopback, functionTimeoutMs: base.config.functionTimeoutMs }),
   };
   return teams;
 }

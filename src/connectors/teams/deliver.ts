@@ -24,8 +24,11 @@ export const FALLBACK_LIMIT_KEY = 'app-teams-fallback';
 export const fallbackQuotaKey = (tenant: TenantId): string => `app-teams-fallback:${tenant}`;
 /** A message put back for later this many times (rate limits) is treated as failed. */
 export const MAX_DEFERRALS = 20;
-/** A claim older than this belongs to an invocation that died (the function timeout is 10 min). */
-const STALE_CLAIM_MS = 11 * 60_000;
+/**
+ * A claim older than this belongs to an invocation that died: no live one runs past the function timeout
+ * (10 min in host.json, so 11 min), and a tenth more covers clock skew between instances.
+ */
+export const staleClaimMs = (functionTimeoutMs: number): number => Math.ceil(functionTimeoutMs * 1.1);
 
 export interface DeliverDeps {
   channels: ChannelStore;
@@ -38,6 +41,8 @@ export interface DeliverDeps {
   storage: StorageClients;
   fallbackUrl: string | undefined;
   allowLoopback: boolean;
+  /** The function timeout (config `functionTimeoutMs`): a claim goes stale a tenth after it. */
+  functionTimeoutMs: number;
   now?: () => number;
 }
 
@@ -188,17 +193,17 @@ async function release(deps: DeliverDeps, msg: CardMessage, log: Logger): Promis
  * notification, or put back for later (`waiting`) because another attempt holds an unconfirmed claim.
  */
 async function claim(deps: DeliverDeps, msg: CardMessage, log: Logger): Promise<'claimed' | 'duplicate' | 'waiting'> {
-  const held = await deps.processed.claimProvisional(PROCESSED_SOURCE, msg.tenantId, msg.notificationId, { staleAfterMs: STALE_CLAIM_MS });
+  const held = await deps.processed.claimProvisional(PROCESSED_SOURCE, msg.tenantId, msg.notificationId, { staleAfterMs: staleClaimMs(deps.functionTimeoutMs) });
   if (held === 'claimed') return 'claimed';
   const record = await deps.log.get(msg.tenantId, msg.notificationId);
   if (record?.status !== 'queued') {
     log.info('duplicate card delivery skipped');
     return 'duplicate';
   }
-  if (held === 'done' && isStale(record, deps.now ?? Date.now)) {
+  if (held === 'done' && isStale(record, staleClaimMs(deps.functionTimeoutMs), deps.now ?? Date.now)) {
     // A plain claim written before claims were provisional, on a card that never went out: its holder died.
     await deps.processed.release(PROCESSED_SOURCE, msg.tenantId, msg.notificationId);
-    if ((await deps.processed.claimProvisional(PROCESSED_SOURCE, msg.tenantId, msg.notificationId, { staleAfterMs: STALE_CLAIM_MS })) === 'claimed') return 'claimed';
+    if ((await deps.processed.claimProvisional(PROCESSED_SOURCE, msg.tenantId, msg.notificationId, { staleAfterMs: staleClaimMs(deps.functionTimeoutMs) })) === 'claimed') return 'claimed';
   }
   // Still queued: the holder may be at work, or dead with its post unconfirmed. Come back later; the
   // copy on the queue is durable before this one is completed (a failed send throws: this one returns).
@@ -215,9 +220,9 @@ async function claim(deps: DeliverDeps, msg: CardMessage, log: Logger): Promise<
   return 'waiting';
 }
 
-function isStale(record: NotificationRecord, now: () => number): boolean {
+function isStale(record: NotificationRecord, staleMs: number, now: () => number): boolean {
   const last = Date.parse(record.lastAttemptAt ?? record.createdAt);
-  return !Number.isNaN(last) && now() - last >= STALE_CLAIM_MS;
+  return !Number.isNaN(last) && now() - last >= staleMs;
 }
 
 /** Where to post, or why there is nowhere to post (a reason: nothing a retry can fix). */

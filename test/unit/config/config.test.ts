@@ -41,6 +41,7 @@ describe('parseConfig: a valid local environment', () => {
       msgraph: { baseUrl: 'https://graph.microsoft.com', authorityHost: 'https://login.microsoftonline.com', subscriptionLifetimeMinutes: 4230, mailboxRateLimit: { limit: 10_000, intervalMs: 600_000 }, mailboxConcurrency: 4 },
       teams: { allowLoopbackWebhooks: false },
       logLevel: 'info',
+      functionTimeoutMs: 600_000,
       runningInAzure: false,
     };
     expect(config).toEqual(expected);

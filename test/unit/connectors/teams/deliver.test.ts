@@ -41,6 +41,7 @@ function deps(sender: WebhookSender, now?: () => number): DeliverDeps {
     log: new NotificationLog(new TenantTable<NotificationRow>(az.clients.table(TABLES.teamsNotifications))),
     state,
     snooze: new SnoozeLinks(state, 'https://connectors.example.com'),
+    functionTimeoutMs: 600_000,
     sender,
     processed,
     queues: new QueueSender(az.clients),
