@@ -35,6 +35,8 @@ app.http('teamsNotificationsGet', {
           reason: r.reason || null,
           attempts: r.attempts ?? 0,
           truncated: r.truncated ?? false,
+          // Posted again after an interrupted attempt that may already have shown it (the card says so too).
+          possible_repeat: r.possibleRepeat ?? false,
         })),
       });
     },

@@ -1,4 +1,5 @@
 import { ensureError } from '../../platform/errors';
+import { faultPoint } from '../../platform/faultPoints';
 import type { Logger } from '../../platform/logging';
 import type { TenantId } from '../../storage/keys';
 import type { ProcessedStore } from '../../storage/repositories/processed';
@@ -9,7 +10,7 @@ import { RetryAfterTooLongError } from '../base';
 import { buildEnvelope } from './cards';
 import type { ChannelStore, PostOutcome } from './channelStore';
 import type { TeamsState } from './floodControl';
-import { FALLBACK_CHANNEL, type NotificationLog, type NotificationRecord } from './notificationLog';
+import { FALLBACK_CHANNEL, notificationCreatedAt, type NotificationLog, type NotificationRecord } from './notificationLog';
 import type { CardMessage } from './schemas';
 import { RateLimitWaitError, WebhookPostError, type PostTarget, type WebhookSender } from './sender';
 import type { SnoozeLinks } from './snooze';
@@ -53,6 +54,9 @@ export interface DeliverContext {
 
 export type DeliverOutcome = 'sent' | 'duplicate' | 'missing' | 'suppressed' | 'deferred' | 'poisoned' | 'waiting';
 
+/** A card whose notification is still not recorded this long after its id was made will never be. */
+export const MISSING_RECORD_GRACE_MS = 2 * 60_000;
+
 /** Delays of a message that found another attempt's claim on its notification: 5 s, doubling, at most 2 min. */
 const WAIT_BASE_SECONDS = 5;
 const WAIT_MAX_SECONDS = 120;
@@ -85,6 +89,7 @@ export async function deliverCard(deps: DeliverDeps, msg: CardMessage, ctx: Deli
 
   const claimed = await claim(deps, msg, log);
   if (claimed !== 'claimed') return claimed;
+  faultPoint('teams.card.claimed');
   let outcome: DeliverOutcome;
   try {
     outcome = await deliverClaimed(deps, msg, ctx.dequeueCount, log, now);
@@ -95,7 +100,10 @@ export async function deliverCard(deps: DeliverDeps, msg: CardMessage, ctx: Deli
   // Not delivered: give the claim back, so a later copy (a deferred message, or one an operator moves
   // back from the poison queue) can post.
   if (outcome === 'deferred' || outcome === 'poisoned') await release(deps, msg, log);
-  else await deps.processed.confirm(PROCESSED_SOURCE, msg.tenantId, [msg.notificationId]).catch((e: unknown) => log.warn('could not confirm the claim', { error: ensureError(e) }));
+  else {
+    await deps.processed.confirm(PROCESSED_SOURCE, msg.tenantId, [msg.notificationId]).catch((e: unknown) => log.warn('could not confirm the claim', { error: ensureError(e) }));
+    faultPoint('teams.card.confirmed');
+  }
   return outcome;
 }
 
@@ -104,6 +112,15 @@ async function deliverClaimed(deps: DeliverDeps, msg: CardMessage, dequeueCount:
   const id = msg.notificationId;
   const record = await deps.log.get(tenant, id);
   if (!record) {
+    // The record is written right after the message: it may be on its way. Past the grace, its request died
+    // between the two, was answered with an error, and the engine sent the notification again.
+    const age = now() - notificationCreatedAt(id);
+    if (age < MISSING_RECORD_GRACE_MS) {
+      const delaySeconds = Math.min(30, Math.max(2, Math.ceil(age / 1000)));
+      await deps.queues.send(QUEUES.teamsCards, { ...msg, claimWaits: (msg.claimWaits ?? 0) + 1 }, { visibilityTimeoutSeconds: delaySeconds });
+      log.info('notification not recorded yet; card retried later', { delaySeconds });
+      return 'deferred';
+    }
     log.warn('notification record not found; nothing to send');
     return 'missing';
   }
@@ -148,6 +165,7 @@ async function deliverClaimed(deps: DeliverDeps, msg: CardMessage, dequeueCount:
 
   const attemptsBefore = record.attempts ?? 0;
   await deps.log.update(tenant, id, { lastAttemptAt: new Date(now()).toISOString(), attemptOpen: true });
+  faultPoint('teams.card.attempt-opened');
   try {
     const result = await deps.sender.post(target, envelope, {
       onRetry: (attempt, delayMs, reason) => log.info('retrying Teams post', { attempt, delayMs: Math.round(delayMs), reason }),
@@ -155,9 +173,12 @@ async function deliverClaimed(deps: DeliverDeps, msg: CardMessage, dequeueCount:
       onSlowSlot: (attempt, waitedMs) => log.info('Teams post waited for a rate-limit slot', { attempt, waitedMs }),
       onAttempt: (attempt) => log.info('posting card', { attempt, channel: record.channel, count }),
     });
+    faultPoint('teams.card.posted');
     const at = new Date(now());
     await deps.log.update(tenant, id, { status: 'sent', sentAt: at.toISOString(), count, truncated, attempts: attemptsBefore + result.attempts, reason: '', attemptOpen: false, ...(possibleRepeat ? { possibleRepeat } : {}) });
+    faultPoint('teams.card.recorded');
     await recordOutcome(deps, tenant, record, { ok: true, at });
+    faultPoint('teams.card.outcome-recorded');
     log.info('card sent', { channel: record.channel, count, bytes, truncated, attempts: result.attempts, status: result.status, ...(possibleRepeat ? { possibleRepeat } : {}) });
     return 'sent';
   } catch (err) {
@@ -216,6 +237,7 @@ async function claim(deps: DeliverDeps, msg: CardMessage, log: Logger): Promise<
   }
   const delaySeconds = Math.min(WAIT_MAX_SECONDS, WAIT_BASE_SECONDS * 2 ** (waits - 1));
   await deps.queues.send(QUEUES.teamsCards, { ...msg, claimWaits: waits }, { visibilityTimeoutSeconds: delaySeconds });
+  faultPoint('teams.card.wait-requeued');
   log.info('card held by another delivery attempt; retrying later', { waits, delaySeconds });
   return 'waiting';
 }

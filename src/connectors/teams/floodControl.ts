@@ -46,7 +46,7 @@ export interface TeamsSettings {
 }
 
 export type Admission =
-  | { decision: 'new'; floodKey: string }
+  | { decision: 'new'; floodKey: string; tookOverFrom?: string }
   | { decision: 'collapsed'; floodKey: string; into: string; count: number };
 
 export interface FloodWindow {
@@ -55,6 +55,13 @@ export interface FloodWindow {
   count: number;
   windowStart: number;
 }
+
+/**
+ * How long a window's opener may take from opening it to recording its notification (two storage writes,
+ * milliseconds when healthy) before a notification that would be counted on its card takes the window
+ * over instead. An opener that was only slow, not dead, still posts its own card: one card more, never one less.
+ */
+export const OPENER_GRACE_MS = 3_000;
 
 // Under a burst every writer but one loses each round; with jittered pauses 30 rounds absorb dozens of
 // simultaneous notifications for one ticket.
@@ -127,7 +134,7 @@ export class TeamsState {
    * window already open for the same ticket and kind. Windows are fixed: they start with the first
    * notification and last `windowMs`.
    */
-  async admit(tenant: TenantId, kind: NotificationKind, ticketId: string, notificationId: string, windowMs: number): Promise<Admission> {
+  async admit(tenant: TenantId, kind: NotificationKind, ticketId: string, notificationId: string, windowMs: number, opts: { openerRecorded?: (openerId: string) => Promise<boolean> } = {}): Promise<Admission> {
     const pk = partitionKey.tenant(tenant);
     const rk = TeamsState.floodKey(kind, ticketId);
     for (let race = 0; race < MAX_RACES; race++) {
@@ -145,6 +152,19 @@ export class TeamsState {
           await this.expiry?.schedule(tenant, EXPIRY_KIND, 'flood', rk, now + FLOOD_ROW_RETENTION_MS);
           await this.table.update(pk, rk, fresh, row.etag, 'Replace');
           return { decision: 'new', floodKey: rk };
+        }
+        // A window whose opener never recorded its notification belongs to a request that died between
+        // opening it and queueing its card (the record is written after the message): counting this one on
+        // that card would lose it. Give a live opener the grace to finish, then take the window over.
+        if (opts.openerRecorded && !(await opts.openerRecorded(open.data.notificationId))) {
+          if (now < open.data.windowStart + OPENER_GRACE_MS) {
+            await new Promise((r) => setTimeout(r, Math.min(250, open.data.windowStart + OPENER_GRACE_MS - now)));
+            race--;
+            continue;
+          }
+          // The dead opener's slot is this one's: most often it is the engine's retry of the same notification.
+          await this.table.update(pk, rk, { ...fresh, windowStart: open.data.windowStart, count: open.data.count }, row.etag, 'Replace');
+          return { decision: 'new', floodKey: rk, tookOverFrom: open.data.notificationId };
         }
         const count = open.data.count + 1;
         await this.table.update(pk, rk, { count, lastAt: now, latestNotificationId: notificationId }, row.etag, 'Merge');

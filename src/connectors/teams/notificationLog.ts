@@ -71,6 +71,11 @@ export function newNotificationId(now: number = Date.now()): string {
   return `n-${String(MAX_TS - now).padStart(13, '0')}-${randomBytes(6).toString('hex')}`;
 }
 
+/** When `newNotificationId` made the id (epoch ms). */
+export function notificationCreatedAt(id: string): number {
+  return MAX_TS - Number(id.slice(2, 15));
+}
+
 /**
  * How long a notification's record is kept (what `GET /api/teams/notifications` shows): 30 days, far
  * beyond the 7 days its teams-cards message can live on the queue, so no record goes while in flight.

@@ -1,4 +1,5 @@
 import { AppError, ensureError } from '../../platform/errors';
+import { faultPoint } from '../../platform/faultPoints';
 import type { Logger } from '../../platform/logging';
 import type { TenantId } from '../../storage/keys';
 import { QUEUES } from '../../storage/names';
@@ -72,14 +73,20 @@ export async function acceptNotification(deps: NotifyDeps, tenant: TenantId, n: 
   }
 
   const collapsible = n.kind !== 'sla_breach';
-  const admission = collapsible ? await deps.state.admit(tenant, n.kind, floodSubject(n), id, settings.floodWindowMinutes * 60_000) : undefined;
+  const admission = collapsible
+    ? await deps.state.admit(tenant, n.kind, floodSubject(n), id, settings.floodWindowMinutes * 60_000, { openerRecorded: async (opener) => (await deps.log.get(tenant, opener)) !== undefined })
+    : undefined;
+  faultPoint('teams.notify.admitted');
 
   if (admission?.decision === 'collapsed') {
     await deps.log.create(tenant, id, { ...base, status: 'collapsed', collapsedInto: admission.into, floodKey: admission.floodKey });
     return { notificationId: id, channel, status: 'collapsed', collapsedInto: admission.into, count: admission.count };
   }
+  if (admission?.tookOverFrom) opts.log.warn('flood window taken over from a notification that was never recorded', { notificationId: id, deadOpener: admission.tookOverFrom });
 
-  await deps.log.create(tenant, id, { ...base, status: 'queued', attempts: 0, ...(admission ? { floodKey: admission.floodKey } : {}) });
+  // The message first, then the record: a recorded notification always has its message, which is what
+  // lets a later notification tell a dead window opener (no record) from a live one (`admit`). The sender
+  // waits for a record that is not there yet (`deliverCard`).
   const message: CardMessage = { tenantId: tenant, notificationId: id, correlationId: opts.correlationId };
   try {
     await deps.queues.send(QUEUES.teamsCards, message, collapsible && settings.gatherSeconds > 0 ? { visibilityTimeoutSeconds: settings.gatherSeconds } : {});
@@ -87,9 +94,12 @@ export async function acceptNotification(deps: NotifyDeps, tenant: TenantId, n: 
     // Without its message the card never goes out; don't leave a window that would swallow the next ones.
     opts.log.error('could not queue the card', { notificationId: id, error: ensureError(err) });
     if (admission) await deps.state.closeWindow(tenant, admission.floodKey, id);
-    await deps.log.update(tenant, id, { status: 'failed', reason: 'could not be queued' });
+    await deps.log.create(tenant, id, { ...base, status: 'failed', reason: 'could not be queued' });
     throw err;
   }
+  faultPoint('teams.notify.queued');
+  await deps.log.create(tenant, id, { ...base, status: 'queued', attempts: 0, ...(admission ? { floodKey: admission.floodKey } : {}) });
+  faultPoint('teams.notify.recorded');
   return { notificationId: id, channel, status: 'queued' };
 }
 

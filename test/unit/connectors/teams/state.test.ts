@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { ChannelStore, SnoozeLinkError, SnoozeLinks, TeamsConnector, TeamsState, TEAMS_INTEGRATION_ID, type TeamsServices } from '../../../../src/connectors/teams';
 import type { Services } from '../../../../src/platform/services';
 import type { ChannelRow } from '../../../../src/connectors/teams/channelStore';
-import type { StateRow } from '../../../../src/connectors/teams/floodControl';
+import { OPENER_GRACE_MS, type StateRow } from '../../../../src/connectors/teams/floodControl';
 import { LocalSecretStore } from '../../../../src/secrets/localSecretStore';
 import { IntegrationsRepository, TABLES, TenantTable, tenantId } from '../../../../src/storage';
 import { useAzurite } from '../../../helpers/azurite';
@@ -39,6 +39,30 @@ describe('flood control', () => {
     expect(results.every((r) => r.decision === 'new' || r.into === first)).toBe(true);
     const window = await state.window(A, TeamsState.floodKey('sla_warning', 'INC-7'), first);
     expect(window).toMatchObject({ notificationId: first, count: 20 });
+  });
+
+  it("a window whose opener never recorded its notification (it died before queueing its card) is taken over after the grace, not counted on", async () => {
+    let now = 5_000_000;
+    const state = new TeamsState(stateTable(), () => now);
+    const recorded = new Set<string>();
+    const openerRecorded = async (id: string) => recorded.has(id);
+    expect(await state.admit(A, 'sla_warning', 'INC-DEAD', 'dead', 30 * 60_000, { openerRecorded })).toEqual({ decision: 'new', floodKey: TeamsState.floodKey('sla_warning', 'INC-DEAD') });
+    // The engine's retry arrives after the grace: it opens the window in the dead opener's place.
+    now += OPENER_GRACE_MS;
+    expect(await state.admit(A, 'sla_warning', 'INC-DEAD', 'retry', 30 * 60_000, { openerRecorded })).toMatchObject({ decision: 'new', tookOverFrom: 'dead' });
+    expect(await state.window(A, TeamsState.floodKey('sla_warning', 'INC-DEAD'), 'retry')).toMatchObject({ notificationId: 'retry', count: 1, windowStart: 5_000_000 });
+    // A recorded opener is counted on, as before.
+    recorded.add('retry');
+    expect(await state.admit(A, 'sla_warning', 'INC-DEAD', 'third', 30 * 60_000, { openerRecorded })).toMatchObject({ decision: 'collapsed', into: 'retry', count: 2 });
+  });
+
+  it('a notification that finds the opener not yet recorded waits for it within the grace, and is counted once it is', async () => {
+    const state = new TeamsState(stateTable());
+    const recorded = new Set<string>();
+    const openerRecorded = async (id: string) => recorded.has(id);
+    expect((await state.admit(A, 'sla_warning', 'INC-SLOW', 'slow', 30 * 60_000, { openerRecorded })).decision).toBe('new');
+    setTimeout(() => recorded.add('slow'), 600);
+    expect(await state.admit(A, 'sla_warning', 'INC-SLOW', 'next', 30 * 60_000, { openerRecorded })).toMatchObject({ decision: 'collapsed', into: 'slow', count: 2 });
   });
 
   it('keys by ticket and kind, and by tenant', async () => {
