@@ -1,7 +1,7 @@
 import { app } from '@azure/functions';
 import { z } from 'zod';
 import { acceptNotification, getTeamsServices, notificationSchema } from '../connectors/teams';
-import { httpHandler, json } from '../platform/http';
+import { httpHandler, idempotencyKeyOf, json } from '../platform/http';
 import { tenantIdSchema } from '../storage';
 
 app.http('teamsNotify', {
@@ -11,14 +11,14 @@ app.http('teamsNotify', {
   handler: httpHandler(
     {
       auth: 'tenant',
-      summary: 'Route a notification to its Teams channel as an Adaptive Card (queued; 202 with a notification id)',
+      summary: 'Route a notification to its Teams channel as an Adaptive Card (queued; 202 with a notification id; an optional Idempotency-Key makes a retry answer the first request\'s result)',
       params: z.object({ tenant_id: tenantIdSchema }),
       body: notificationSchema,
       maxBodyBytes: 64 * 1024,
     },
-    async ({ params, body, services, log, correlationId }) => {
+    async ({ params, body, request, services, log, correlationId }) => {
       const teams = getTeamsServices(services);
-      const result = await acceptNotification(teams.notifyDeps(), params.tenant_id, body, { correlationId, log });
+      const result = await acceptNotification(teams.notifyDeps(), params.tenant_id, body, { correlationId, log, idempotencyKey: idempotencyKeyOf(request.headers) });
       log.info('teams notification accepted', { kind: body.kind, notificationId: result.notificationId, channel: result.channel, status: result.status });
       return json(202, {
         notification_id: result.notificationId,

@@ -115,15 +115,20 @@ describe('Teams sender: SIGKILL after every durable step, restart, redelivery', 
    * flood-controlled: its retry must end as one card, never as a count on a card that will not come. An SLA
    * breach is not: after `teams.notify.recorded` its retry is a second notification, and a second card.
    */
-  const NOTIFY_CASES: Array<{ point: string; kind: 'sla_warning' | 'sla_breach'; shown: 1 | 2 }> = [
+  const NOTIFY_CASES: Array<{ point: string; kind: 'sla_warning' | 'sla_breach'; shown: 1 | 2; key?: true }> = [
     { point: 'teams.notify.admitted', kind: 'sla_warning', shown: 1 },
     { point: 'teams.notify.queued', kind: 'sla_warning', shown: 1 },
     { point: 'teams.notify.recorded', kind: 'sla_warning', shown: 1 },
     { point: 'teams.notify.recorded', kind: 'sla_breach', shown: 2 },
+    // With the same Idempotency-Key on the retry, every step is exactly once, breaches too.
+    { point: 'teams.notify.admitted', kind: 'sla_warning', shown: 1, key: true },
+    { point: 'teams.notify.queued', kind: 'sla_breach', shown: 1, key: true },
+    { point: 'teams.notify.recorded', kind: 'sla_breach', shown: 1, key: true },
   ];
 
-  it.each(NOTIFY_CASES.map((c) => [`${c.kind} killed after ${c.point}`, c] as const))('intake: %s, the engine sends it again', async (_name, c) => {
-    const tag = `${c.kind}-${c.point}`.replace(/[^a-z-]/g, '').replace('teamsnotify', '');
+  it.each(NOTIFY_CASES.map((c) => [`${c.kind} killed after ${c.point}${c.key ? ' (Idempotency-Key)' : ''}`, c] as const))('intake: %s, the engine sends it again', async (_name, c) => {
+    const tag = `${c.kind}-${c.point}${c.key ? '-key' : ''}`.replace(/[^a-z-]/g, '').replace('teamsnotify', '');
+    const headers: Record<string, string> = c.key ? { 'idempotency-key': `engine-${tag}` } : {};
     const tenant = `tenant-intake-${tag}`.slice(0, 60);
     const channel = `intake-${tag}`;
     const log = path.join(dir, `${tag}.faults`);
@@ -133,11 +138,11 @@ describe('Teams sender: SIGKILL after every durable step, restart, redelivery', 
     host = await startRunner({ env: { ...baseEnv(), ...crashEnv(c.point, log) } });
     expect((await api(`teams/channels/${tenant}`, { method: 'PUT', tenant, json: channels })).status).toBe(200);
     // The kill cuts the answer off: the engine gets a connection error, not a status.
-    await expect(api(`teams/notify/${tenant}`, { method: 'POST', tenant, json: body })).rejects.toThrow();
+    await expect(api(`teams/notify/${tenant}`, { method: 'POST', tenant, json: body, headers })).rejects.toThrow();
     await waitForCrash(host, log, c.point);
 
     host = await startRunner({ env: { ...baseEnv(), ...SHORT_TIMEOUT_ENV } });
-    const retry = await api(`teams/notify/${tenant}`, { method: 'POST', tenant, json: body });
+    const retry = await api(`teams/notify/${tenant}`, { method: 'POST', tenant, json: body, headers });
     expect(retry.status).toBe(202);
     const answer = (await retry.json()) as { notification_id: string; status: string; collapsed_into?: string };
     const deadline = Date.now() + 90_000;
@@ -148,6 +153,14 @@ describe('Teams sender: SIGKILL after every durable step, restart, redelivery', 
     expect(shown).toHaveLength(c.shown);
     // The retry's notification is on a card: its own, or the one it was counted on (which was recorded).
     expect(shown).toContain(answer.status === 'collapsed' ? answer.collapsed_into : answer.notification_id);
+    if (c.key) {
+      // A third try under the key answers what was decided, and queues nothing more.
+      const again = await api(`teams/notify/${tenant}`, { method: 'POST', tenant, json: body, headers });
+      expect(again.status).toBe(202);
+      expect(await again.json()).toMatchObject({ notification_id: answer.notification_id, status: answer.status });
+      await pause(3_000);
+      expect(fake.accepted(channel)).toHaveLength(c.shown);
+    }
     await host.stop();
     host = undefined;
   }, 300_000);

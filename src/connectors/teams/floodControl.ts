@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ConflictError, PreconditionFailedError, ServiceUnavailableError } from '../../platform/errors';
 import { escapeKeyPart, partitionKey, type TenantId } from '../../storage/keys';
@@ -10,7 +11,8 @@ import { DEFAULT_FLOOD_WINDOW_MINUTES, DEFAULT_GATHER_SECONDS, type Notification
  * flood-control windows and snoozes. Every read-modify-write is conditional on the ETag and re-read on a
  * lost race, so two instances handling the same burst still agree on a single card.
  *
- * RowKeys: `settings`, `flood:<kind>:<ticket>`, `snooze:<ticket>`, `snoozelink:<id>`, `fallback`.
+ * RowKeys: `settings`, `flood:<kind>:<ticket>`, `snooze:<ticket>`, `snoozelink:<id>`, `fallback`,
+ * `idem:<sha256 of an Idempotency-Key>`.
  */
 export interface StateRow extends RowData {
   // settings
@@ -32,6 +34,9 @@ export interface StateRow extends RowData {
   linkMinutes?: number;
   linkExpiresAt?: number;
   linkUsedAt?: number;
+  // idempotency key of a notify request
+  idemNotificationId?: string;
+  idemCreatedAt?: number;
   // fallback webhook status
   lastPostAt?: string;
   lastPostOutcome?: string;
@@ -87,6 +92,8 @@ export const FLOOD_ROW_RETENTION_MS = 2 * 24 * 3600_000;
 export const SNOOZE_ROW_RETENTION_AFTER_MS = 24 * 3600_000;
 /** A snooze link row is kept this long after the link expired (24 h after it was made), used or not. */
 export const SNOOZE_LINK_ROW_RETENTION_AFTER_MS = 24 * 3600_000;
+/** An Idempotency-Key of `POST /api/teams/notify` names its notification for 2 days (the engine's retries are minutes). */
+export const IDEMPOTENCY_KEY_RETENTION_MS = 2 * 24 * 3600_000;
 const EXPIRY_KIND = 'teams-state';
 
 export class TeamsState {
@@ -102,6 +109,7 @@ export class TeamsState {
         if (part === 'flood') return typeof data.windowStart === 'number' && data.windowStart + FLOOD_ROW_RETENTION_MS <= now;
         if (part === 'snooze') return typeof data.until === 'number' && data.until + SNOOZE_ROW_RETENTION_AFTER_MS <= now;
         if (part === 'snoozelink') return typeof data.linkExpiresAt === 'number' && data.linkExpiresAt + SNOOZE_LINK_ROW_RETENTION_AFTER_MS <= now;
+        if (part === 'idem') return typeof data.idemCreatedAt === 'number' && data.idemCreatedAt + IDEMPOTENCY_KEY_RETENTION_MS <= now;
         return false;
       },
     });
@@ -148,6 +156,8 @@ export class TeamsState {
           return { decision: 'new', floodKey: rk };
         }
         const open = floodRowSchema.safeParse(row.data);
+        // The window this very notification opened (its request is being retried under its Idempotency-Key).
+        if (open.success && open.data.notificationId === notificationId && now < open.data.windowStart + windowMs) return { decision: 'new', floodKey: rk };
         if (!open.success || now >= open.data.windowStart + windowMs) {
           await this.expiry?.schedule(tenant, EXPIRY_KIND, 'flood', rk, now + FLOOD_ROW_RETENTION_MS);
           await this.table.update(pk, rk, fresh, row.etag, 'Replace');
@@ -175,6 +185,38 @@ export class TeamsState {
       }
     }
     throw new ServiceUnavailableError('Too many concurrent notifications for one ticket; try again.', 1);
+  }
+
+  /**
+   * The notification an Idempotency-Key stands for: `candidate` when this is the key's first use, else the
+   * id its first use chose (whatever became of that request: the caller goes on with that id).
+   */
+  async idempotentId(tenant: TenantId, key: string, candidate: string): Promise<string> {
+    const pk = partitionKey.tenant(tenant);
+    const rk = idemKey(key);
+    const existing = await this.table.get(pk, rk);
+    if (typeof existing?.data.idemNotificationId === 'string') return existing.data.idemNotificationId;
+    const now = this.now();
+    await this.expiry?.schedule(tenant, EXPIRY_KIND, 'idem', rk, now + IDEMPOTENCY_KEY_RETENTION_MS);
+    try {
+      await this.table.create(pk, rk, { idemNotificationId: candidate, idemCreatedAt: now });
+      return candidate;
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+      const won = await this.table.get(pk, rk);
+      if (typeof won?.data.idemNotificationId !== 'string') throw err;
+      return won.data.idemNotificationId;
+    }
+  }
+
+  /** Frees a key whose request failed before anything was queued, so its retry starts afresh. */
+  async forgetIdempotencyKey(tenant: TenantId, key: string, notificationId: string): Promise<void> {
+    const pk = partitionKey.tenant(tenant);
+    const row = await this.table.get(pk, idemKey(key));
+    if (row?.data.idemNotificationId !== notificationId) return;
+    await this.table.delete(pk, idemKey(key), row.etag).catch((err: unknown) => {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+    });
   }
 
   /** The window a card stands for, if it is still the one `notificationId` opened. */
@@ -275,4 +317,8 @@ export class TeamsState {
       'Merge',
     );
   }
+}
+
+function idemKey(key: string): string {
+  return `idem:${createHash('sha256').update(key, 'utf8').digest('hex')}`;
 }

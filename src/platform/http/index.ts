@@ -7,3 +7,4 @@ export type { Problem } from './problem';
 export { ApiAuthenticator } from './auth';
 export type { Principal } from './auth';
 export { escapeHtml, htmlPage } from './htmlPage';
+export { idempotencyKeyOf } from './idempotencyKey';
