@@ -1,7 +1,6 @@
 import type { TokenCredential } from '@azure/identity';
 import type { SecretClientOptions } from '@azure/keyvault-secrets';
 import type { SecretStoreConfig } from '../config';
-import { KeyVaultSecretStore } from './keyVaultSecretStore';
 import { LocalSecretStore } from './localSecretStore';
 import { RedactingSecretStore } from './redactingSecretStore';
 import type { SecretStore } from './types';
@@ -24,7 +23,10 @@ export function createSecretStore(config: SecretStoreConfig, opts: CreateSecretS
 
 function createInner(config: SecretStoreConfig, opts: CreateSecretStoreOptions): SecretStore {
   switch (config.kind) {
-    case 'keyVault':
+    case 'keyVault': {
+      // Required here, not imported above: @azure/identity and the Key Vault SDK cost ~140 ms of every cold
+      // start, and only a deployed app (KEY_VAULT_URI set) uses them.
+      const { KeyVaultSecretStore } = require('./keyVaultSecretStore') as typeof import('./keyVaultSecretStore');
       return new KeyVaultSecretStore({
         vaultUri: config.vaultUri,
         ...(opts.credential ? { credential: opts.credential } : {}),
@@ -32,6 +34,7 @@ function createInner(config: SecretStoreConfig, opts: CreateSecretStoreOptions):
         ...(opts.clientOptions ? { clientOptions: opts.clientOptions } : {}),
         ...(opts.env ? { env: opts.env } : {}),
       });
+    }
     case 'local':
       return new LocalSecretStore({ key: config.key, directory: config.directory, ...(opts.env ? { env: opts.env } : {}) });
   }

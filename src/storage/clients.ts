@@ -1,6 +1,6 @@
 import { TableClient, TableServiceClient } from '@azure/data-tables';
-import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import type { TokenCredential } from '@azure/identity';
+import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import type { StorageConfig } from '../config';
 import { ALL_BLOB_CONTAINERS, ALL_QUEUES, ALL_TABLES, type BlobContainerName, type QueueName, type TableName } from './names';
@@ -16,10 +16,14 @@ export class StorageClients {
 
   constructor(config: StorageConfig) {
     this.#config = config;
-    this.#credential =
-      config.kind === 'identity'
-        ? new DefaultAzureCredential(config.managedIdentityClientId ? { managedIdentityClientId: config.managedIdentityClientId } : {})
-        : undefined;
+    // The SDKs below are required where first needed, not imported: @azure/identity and the blob SDK cost
+    // ~180 ms of every cold start, and identity is used only in Azure, blobs only for claim-checked events.
+    if (config.kind === 'identity') {
+      const { DefaultAzureCredential } = require('@azure/identity') as typeof import('@azure/identity');
+      this.#credential = new DefaultAzureCredential(config.managedIdentityClientId ? { managedIdentityClientId: config.managedIdentityClientId } : {});
+    } else {
+      this.#credential = undefined;
+    }
   }
 
   table(name: TableName): TableClient {
@@ -56,6 +60,7 @@ export class StorageClients {
 
   /** The same account's blob service, with the same credentials as the tables and queues. */
   blobService(): BlobServiceClient {
+    const { BlobServiceClient } = require('@azure/storage-blob') as typeof import('@azure/storage-blob');
     this.#blobService ??=
       this.#config.kind === 'connectionString'
         ? BlobServiceClient.fromConnectionString(this.#config.connectionString)

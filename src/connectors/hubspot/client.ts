@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
-import { Client } from '@hubspot/api-client';
+import type { Client } from '@hubspot/api-client';
+import { newHubSpotClient } from './sdk';
 import { AppError } from '../../platform/errors';
 import type { Logger } from '../../platform/logging';
 import type { IntegrationId, TenantId } from '../../storage';
@@ -143,7 +144,7 @@ export function createHubSpotCaller(opts: CreateHubSpotCallerOptions): HubSpotCa
     if (kind === 'search') stats.searchCalls++;
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
-    const client = new Client({
+    const client = newHubSpotClient({
       accessToken: token,
       basePath: opts.apiBaseUrl,
       numberOfApiCallRetries: 0,

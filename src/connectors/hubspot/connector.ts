@@ -1,4 +1,4 @@
-import { Client } from '@hubspot/api-client';
+import { newHubSpotClient } from './sdk';
 import { getServices } from '../../platform/services';
 import type { IntegrationId, TenantId } from '../../storage';
 import { healthProbe, type BaseConnector } from '../base';
@@ -22,7 +22,7 @@ export class HubSpotConnector implements BaseConnector {
   /** Any HTTP answer below 500 means HubSpot is up; no token is sent, so nothing counts against a portal. */
   healthCheck(): Promise<boolean> {
     return healthProbe(async (signal) => {
-      const client = new Client({ basePath: this.hs().base.config.hubspot.apiBaseUrl, numberOfApiCallRetries: 0 });
+      const client = newHubSpotClient({ basePath: this.hs().base.config.hubspot.apiBaseUrl, numberOfApiCallRetries: 0 });
       const res = await raceSignal(client.apiRequest({ method: 'GET', path: '/crm/v3/objects/contacts', qs: { limit: '1' } }), signal);
       await res.body?.cancel();
       if (res.status >= 500) throw new Error(`HubSpot answered ${res.status}`);

@@ -1,4 +1,4 @@
-import { Client } from '@hubspot/api-client';
+import { newHubSpotClient } from './sdk';
 import { z } from 'zod';
 import { registerSecret } from '../../platform/logging';
 import { withRetry, type TokenSet } from '../base';
@@ -210,7 +210,7 @@ export class HubSpotOAuthClient {
         const signal = opts.signal ? AbortSignal.any([opts.signal, AbortSignal.timeout(this.#timeoutMs)]) : AbortSignal.timeout(this.#timeoutMs);
         // A fresh client per request: `new Client()` resets the SDK's process-wide decorator list, and
         // ours has no retry or limiter decorators, so nothing of another client's settings applies.
-        const client = new Client({ basePath: this.#s.apiBaseUrl, numberOfApiCallRetries: 0 });
+        const client = newHubSpotClient({ basePath: this.#s.apiBaseUrl, numberOfApiCallRetries: 0 });
         const res = await raceSignal(
           client.apiRequest({
             method: 'POST',

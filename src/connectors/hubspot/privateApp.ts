@@ -1,4 +1,4 @@
-import { Client } from '@hubspot/api-client';
+import { newHubSpotClient } from './sdk';
 import { z } from 'zod';
 import { AppError } from '../../platform/errors';
 import { registerSecret, type Logger } from '../../platform/logging';
@@ -74,7 +74,7 @@ async function oneOff(basePath: string, token: string, req: { method: 'GET' | 'P
   return withRetry(
     async () => {
       const signal = AbortSignal.timeout(10_000);
-      const client = new Client({ accessToken: token, basePath, numberOfApiCallRetries: 0 });
+      const client = newHubSpotClient({ accessToken: token, basePath, numberOfApiCallRetries: 0 });
       const res = await raceSignal(client.apiRequest({ method: req.method, path: req.path, ...(req.body !== undefined ? { body: req.body } : {}) }), signal);
       const text = await raceSignal(res.text(), signal);
       let json: unknown;

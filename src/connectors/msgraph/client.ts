@@ -1,7 +1,7 @@
 import https from 'node:https';
-import { AuthenticationError, ClientCertificateCredential, ClientSecretCredential, type AccessToken, type GetTokenOptions, type TokenCredential } from '@azure/identity';
-import { AuthenticationHandler, Client, HTTPMessageHandler, TelemetryHandler, type Middleware } from '@microsoft/microsoft-graph-client';
-import { TokenCredentialAuthenticationProvider } from '@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials';
+import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
+import type { Client, Middleware } from '@microsoft/microsoft-graph-client';
+import { graphCredentialProviders, graphSdk, identitySdk } from './sdk';
 import { KeyedRateLimiter, SharedRateLimiter, type DistributedBudget } from '../base';
 import { AppCredentialSource, type AppCredentialMaterial } from './appCredential';
 import { ImmutableIdMiddleware, MailboxLimiterMiddleware, type ThrottleEvent } from './middleware';
@@ -85,8 +85,8 @@ export class GraphClientFactory {
     return material.kind === 'certificate'
       ? // No x5c: the certificate is uploaded to the app registration, which is all Entra needs (subject-name/issuer
         // auth, which needs the chain, is for first-party apps).
-        new ClientCertificateCredential(entraTenantId, this.opts.clientId, { certificate: material.certificate.pem }, { ...options, sendCertificateChain: false })
-      : new ClientSecretCredential(entraTenantId, this.opts.clientId, material.secret, options);
+        new (identitySdk().ClientCertificateCredential)(entraTenantId, this.opts.clientId, { certificate: material.certificate.pem }, { ...options, sendCertificateChain: false })
+      : new (identitySdk().ClientSecretCredential)(entraTenantId, this.opts.clientId, material.secret, options);
   }
 
   /** A token for the tenant right now; throws what `@azure/identity` throws (see `describeAuthError`). */
@@ -97,7 +97,8 @@ export class GraphClientFactory {
   client(entraTenantId: string): Client {
     let client = this.#clients.get(entraTenantId);
     if (client) return client;
-    const auth = new AuthenticationHandler(new TokenCredentialAuthenticationProvider(this.credential(entraTenantId), { scopes: [GRAPH_SCOPE] }));
+    const { AuthenticationHandler, Client, HTTPMessageHandler, TelemetryHandler } = graphSdk();
+    const auth = new AuthenticationHandler(new (graphCredentialProviders().TokenCredentialAuthenticationProvider)(this.credential(entraTenantId), { scopes: [GRAPH_SCOPE] }));
     const chain: Middleware[] = [
       auth,
       new ImmutableIdMiddleware(),
@@ -156,7 +157,7 @@ const REVOKED_CODES = new Set(['AADSTS700016', 'AADSTS65001', 'AADSTS650052', 'A
 
 /** What an `@azure/identity` failure means for the integration, without its message (which may echo request data). */
 export function describeAuthError(err: unknown): { revoked: boolean; code: string | undefined; status: number | undefined } {
-  if (err instanceof AuthenticationError) {
+  if (err instanceof identitySdk().AuthenticationError) {
     const code = err.errorResponse?.error;
     const desc = err.errorResponse?.errorDescription ?? '';
     const aadsts = /AADSTS\d+/.exec(desc)?.[0];

@@ -1,14 +1,14 @@
-import { GraphError } from '@microsoft/microsoft-graph-client';
+import { graphSdk } from './sdk';
 import { AppError } from '../../platform/errors';
 
 export function graphStatus(err: unknown): number | undefined {
-  if (err instanceof GraphError) return err.statusCode;
+  if (err instanceof graphSdk().GraphError) return err.statusCode;
   const s = (err as { statusCode?: unknown } | undefined)?.statusCode;
   return typeof s === 'number' ? s : undefined;
 }
 
 export function graphCode(err: unknown): string | undefined {
-  if (err instanceof GraphError) return err.code ?? undefined;
+  if (err instanceof graphSdk().GraphError) return err.code ?? undefined;
   return undefined;
 }
 

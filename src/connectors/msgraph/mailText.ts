@@ -1,4 +1,4 @@
-import { convert } from 'html-to-text';
+import { htmlToText } from './sdk';
 import type { GraphMessage } from './messages';
 
 /**
@@ -58,7 +58,7 @@ export function cleanSubject(subject: string | null | undefined): string {
 }
 
 export function htmlToPlainText(html: string): string {
-  const text = convert(boundChars(html, MAX_BODY_INPUT_CHARS), {
+  const text = htmlToText().convert(boundChars(html, MAX_BODY_INPUT_CHARS), {
     wordwrap: false,
     limits: { maxDepth: MAX_HTML_DEPTH },
     selectors: [

@@ -1,7 +1,7 @@
 import { clearConnectorRegistry, registerConnector } from '../../../src/connectors/registry';
 import { cachedHealth, HEALTH_CACHE_MS } from '../../../src/platform/health';
 import type { Services } from '../../../src/platform/services';
-import { KeyVaultSecretStore } from '../../../src/secrets';
+import { KeyVaultSecretStore } from '../../../src/secrets/keyVaultSecretStore';
 import { startFakeKeyVault, staticTokenCredential, type FakeKeyVault } from '../../fakes/keyVault';
 
 const TOKEN = 'kv-health-token';

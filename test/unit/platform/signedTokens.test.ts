@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SecretClientOptions } from '@azure/keyvault-secrets';
 import { SignJWT } from 'jose';
-import { KeyVaultSecretStore } from '../../../src/secrets';
+import { KeyVaultSecretStore } from '../../../src/secrets/keyVaultSecretStore';
 import { KEY_POINTER, LEGACY_KEY_SECRET, SignedTokens } from '../../../src/platform/signedTokens';
 import { DeploymentState, partitionKey, ProcessedStore, StorageClients, TABLES, TenantTable, type DeploymentRow, type ProcessedRow } from '../../../src/storage';
 import { startFakeKeyVault, staticTokenCredential, type FakeKeyVault } from '../../fakes/keyVault';

@@ -1,6 +1,7 @@
 import { inspect } from 'node:util';
 import { SecretClient } from '@azure/keyvault-secrets';
-import { createSecretStore, InvalidSecretNameError, KeyVaultSecretStore, SecretStoreError } from '../../../src/secrets';
+import { createSecretStore, InvalidSecretNameError } from '../../../src/secrets';
+import { KeyVaultSecretStore, SecretStoreError } from '../../../src/secrets/keyVaultSecretStore';
 import { isLoopbackUrl } from '../../../src/secrets/keyVaultSecretStore';
 import { startFakeKeyVault, staticTokenCredential, type FakeKeyVault } from '../../fakes/keyVault';
 

@@ -1,6 +1,6 @@
 import { ChannelStore } from '../../../../src/connectors/teams';
 import type { ChannelRow } from '../../../../src/connectors/teams/channelStore';
-import { KeyVaultSecretStore } from '../../../../src/secrets';
+import { KeyVaultSecretStore } from '../../../../src/secrets/keyVaultSecretStore';
 import { IntegrationsRepository, partitionKey, TABLES, TenantTable, tenantId } from '../../../../src/storage';
 import { startFakeKeyVault, staticTokenCredential, type FakeKeyVault } from '../../../fakes/keyVault';
 import { useAzurite } from '../../../helpers/azurite';
