@@ -70,7 +70,8 @@ export function applyHostOverrides(hostJson: unknown, env: NodeJS.ProcessEnv = p
   if (typeof hostJson !== 'object' || hostJson === null || Array.isArray(hostJson)) return hostJson;
   const root = structuredClone(hostJson) as Record<string, unknown>;
   for (const [name, value] of Object.entries(env)) {
-    if (value === undefined || name.length <= OVERRIDE_PREFIX.length || name.slice(0, OVERRIDE_PREFIX.length).toLowerCase() !== OVERRIDE_PREFIX.toLowerCase()) continue;
+    // Blank is unset, as for every other setting (local.settings.json lists it empty).
+    if (value === undefined || value.trim() === '' || name.length <= OVERRIDE_PREFIX.length || name.slice(0, OVERRIDE_PREFIX.length).toLowerCase() !== OVERRIDE_PREFIX.toLowerCase()) continue;
     const segments = name.slice(OVERRIDE_PREFIX.length).split('__').filter((s) => s.length > 0);
     let node = root;
     segments.forEach((segment, i) => {

@@ -120,7 +120,8 @@ export const envSchema = z
     AzureFunctionsJobHost__functionTimeout: blankAsUnset(
       z
         .string()
-        .regex(/^(?:\d{1,2}\.)?\d{1,2}:\d{2}:\d{2}$/, 'AzureFunctionsJobHost__functionTimeout must be a TimeSpan (hh:mm:ss)')
+        // Two patterns instead of an optional group: no nested quantifier (the regex scan's rule).
+        .refine((v) => /^\d{1,2}:\d{2}:\d{2}$/.test(v) || /^\d{1,2}\.\d{1,2}:\d{2}:\d{2}$/.test(v), 'AzureFunctionsJobHost__functionTimeout must be a TimeSpan ([d.]hh:mm:ss)')
         .optional(),
     ),
 

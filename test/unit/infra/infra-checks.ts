@@ -63,6 +63,7 @@ export const NOT_SET_IN_AZURE: Readonly<Record<string, string>> = {
   CONTAINER_APP_NAME: 'provided by the platform',
   IDENTITY_ENDPOINT: 'provided by the platform',
   TEAMS_ALLOW_LOOPBACK_WEBHOOKS: 'tests and local runs only (a fake Teams on loopback); the app refuses to start in Azure with it on',
+  AzureFunctionsJobHost__functionTimeout: "the host's own override of host.json; unset, host.json's 10 min applies to the host and the app alike (set it only to change both)",
   TEAMS_WEBHOOK_RATE_WINDOWS: "tests and local runs only (windows shrunk so a scale-out test runs in seconds); unset, Teams' documented limits apply",
 };
 
