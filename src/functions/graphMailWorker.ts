@@ -7,8 +7,9 @@ import { QUEUES } from '../storage';
 app.storageQueue('graphMailWorker', {
   queueName: QUEUES.graphNotifications,
   connection: 'AzureWebJobsStorage',
-  handler: queueHandler({ queue: QUEUES.graphNotifications, schema: graphWorkItemSchema }, async ({ message, log }) => {
-    const outcome = await processWorkItem(getGraphServices(), message, log.child({ mailbox: message.mailbox, work: message.kind }));
+  handler: queueHandler({ queue: QUEUES.graphNotifications, schema: graphWorkItemSchema }, async ({ message, log, queueMessageId }) => {
+    // The queue message owns the mail claims it takes, so its own redelivery after a crash resumes them.
+    const outcome = await processWorkItem(getGraphServices(), message, log.child({ mailbox: message.mailbox, work: message.kind }), { owner: queueMessageId });
     log.info('graph work done', { ...outcome });
   }),
 });

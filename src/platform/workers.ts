@@ -11,6 +11,11 @@ export interface QueueInput<T> {
   log: Logger;
   services: Services;
   dequeueCount: number;
+  /**
+   * The queue message's id (trigger metadata `id`): the same on every delivery of this message, and no
+   * two invocations hold it at once, so work can own a claim by it (a redelivery after a crash).
+   */
+  queueMessageId: string | undefined;
 }
 
 /**
@@ -27,7 +32,9 @@ export function queueHandler<T>(
 ): StorageQueueHandler {
   return async (raw, context) => {
     const services = servicesFactory();
-    const dequeueCount = Number((context.triggerMetadata as { dequeueCount?: unknown } | undefined)?.dequeueCount ?? 1);
+    const metadata = context.triggerMetadata as { dequeueCount?: unknown; id?: unknown } | undefined;
+    const dequeueCount = Number(metadata?.dequeueCount ?? 1);
+    const queueMessageId = typeof metadata?.id === 'string' && metadata.id.length > 0 ? metadata.id : undefined;
     const ids = idsOf(raw);
     const log = new Logger(
       contextSink(context),
@@ -43,7 +50,7 @@ export function queueHandler<T>(
     }
     const started = Date.now();
     try {
-      await fn({ message: parsed.data, context, log, services, dequeueCount });
+      await fn({ message: parsed.data, context, log, services, dequeueCount, queueMessageId });
       log.info('message processed', { dequeueCount, durationMs: Date.now() - started });
     } catch (err) {
       log.error('message failed', { dequeueCount, durationMs: Date.now() - started, error: ensureError(err) });

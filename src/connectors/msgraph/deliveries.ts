@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { faultPoint } from '../../platform/faultPoints';
 import { limiter } from '../../platform/limiter';
 import type { Logger } from '../../platform/logging';
 import { QUEUES, splitIntoMessages } from '../../storage';
@@ -85,6 +86,7 @@ export async function routeNotifications(gs: GraphServices, message: GraphDelive
   result.dropped = message.items.length - verifiedItems.length;
   const out = groupByMailbox(verifiedItems);
   await Promise.all(out.map((i) => limit(() => gs.services.queues.send(QUEUES.graphNotifications, i))));
+  faultPoint('graph.router.queued');
   result.queued = verifiedItems.length;
   result.messages = out.length;
   for (const i of out.slice(0, ITEM_LOGS)) log.info('graph notification queued', { kind: message.kind, tenantId: i.tenantId, integrationId: i.integrationId, work: i.kind, ...(i.kind === 'messages' ? { messages: i.messageIds.length } : {}) });

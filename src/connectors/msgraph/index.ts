@@ -49,7 +49,7 @@ export {
 } from './notifications';
 export { routeNotifications, ROUTE_CONCURRENCY, type RouteResult } from './deliveries';
 export { EntraLinkCache } from './store';
-export { processWorkItem, queueMaintenance, ticketRefFor, CREATE_EVENT, COMMENT_EVENT, MAIL_SOURCE, MAIL_CLAIM_STALE_MS, MailInProgressError, mailClaimId, type WorkOutcome } from './worker';
+export { processWorkItem, queueMaintenance, ticketRefFor, CREATE_EVENT, COMMENT_EVENT, MAIL_SOURCE, MAIL_CLAIM_STALE_MS, MailInProgressError, mailClaimId, type WorkOutcome, type WorkOptions } from './worker';
 export { graphWorkItemSchema, type GraphWorkItem, type GraphWorkItemInput } from './workItems';
 export { watchMailbox, unwatchMailbox, mailboxView, syncMailbox, ensureSubscription, MAX_MAILBOXES_PER_INTEGRATION } from './mailboxes';
 export { replyFromEngine, replyRequestSchema, type ReplyRequest, type ReplyOutcome } from './reply';

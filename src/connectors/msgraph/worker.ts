@@ -1,6 +1,7 @@
 import type { Client } from '@microsoft/microsoft-graph-client';
 import type { Logger } from '../../platform/logging';
 import { stableEventId } from '../../platform/events';
+import { faultPoint } from '../../platform/faultPoints';
 import { QUEUES, type IntegrationId, type TenantId } from '../../storage';
 import { InvalidGrantError } from '../base';
 import { MsGraphConnector } from './connector';
@@ -8,6 +9,7 @@ import { isNotFound } from './errors';
 import { classifyMessage, commentFromEmail, createTicketFromEmail, getMessage, messageKey, requesterOf, ticketCommentSchema, ticketCreateRequestSchema } from './mail';
 import { ensureSubscription, syncMailbox, type ActiveGraphIntegration } from './mailboxes';
 import type { GraphServices } from './services';
+import type { GraphMessage } from './messages';
 import type { Mailbox } from './store';
 import type { GraphWorkItem, GraphWorkItemInput } from './workItems';
 
@@ -83,7 +85,12 @@ async function context(gs: GraphServices, item: GraphWorkItem, log: Logger): Pro
   return { integration: integration as ActiveGraphIntegration, mailbox, client: connector.client() };
 }
 
-export async function processWorkItem(gs: GraphServices, item: GraphWorkItem, log: Logger): Promise<WorkOutcome> {
+export interface WorkOptions {
+  /** Who takes the mail claims: the queue message carrying the work item (see `claimProvisional`). */
+  owner?: string | undefined;
+}
+
+export async function processWorkItem(gs: GraphServices, item: GraphWorkItem, log: Logger, opts: WorkOptions = {}): Promise<WorkOutcome> {
   const ctx = await context(gs, item, log);
   if ('drop' in ctx) {
     log.warn('graph work dropped', { kind: item.kind, reason: ctx.drop });
@@ -91,7 +98,7 @@ export async function processWorkItem(gs: GraphServices, item: GraphWorkItem, lo
   }
   switch (item.kind) {
     case 'message':
-      return processMessage(gs, ctx, item, log);
+      return processMessage(gs, ctx, item, log, opts);
     case 'maintain': {
       const { action } = await ensureSubscription(gs, ctx.client, ctx.mailbox, log);
       const { queued } = await syncMailbox(gs, ctx.client, ctx.mailbox, log);
@@ -105,7 +112,7 @@ export async function processWorkItem(gs: GraphServices, item: GraphWorkItem, lo
       const results: Record<string, number> = {};
       for (const messageId of item.messageIds) {
         const { messageIds: _ids, kind: _kind, ...rest } = item;
-        const one = await processMessage(gs, ctx, { ...rest, kind: 'message', messageId }, log);
+        const one = await processMessage(gs, ctx, { ...rest, kind: 'message', messageId }, log, opts);
         results[one.outcome] = (results[one.outcome] ?? 0) + 1;
       }
       return { outcome: 'messages', results };
@@ -138,8 +145,8 @@ async function processLifecycle(gs: GraphServices, ctx: Context, item: Extract<G
   return { outcome: 'lifecycle', event: item.event, queued };
 }
 
-async function processMessage(gs: GraphServices, ctx: Context, item: Extract<GraphWorkItem, { kind: 'message' }>, log: Logger): Promise<WorkOutcome> {
-  const { processed, events } = gs.services;
+async function processMessage(gs: GraphServices, ctx: Context, item: Extract<GraphWorkItem, { kind: 'message' }>, log: Logger, opts: WorkOptions): Promise<WorkOutcome> {
+  const { processed } = gs.services;
   const tenant = item.tenantId;
   const integration = item.integrationId;
   const seenKey = `${integration}:${item.messageId}`;
@@ -159,66 +166,86 @@ async function processMessage(gs: GraphServices, ctx: Context, item: Extract<Gra
   }
   const key = messageKey(message);
   const claimId = mailClaimId(integration, key);
-  const claim = await processed.claimProvisional(MAIL_SOURCE, tenant, claimId, { staleAfterMs: MAIL_CLAIM_STALE_MS });
-  if (claim === 'done') {
-    await processed.claim(SEEN_SOURCE, tenant, seenKey);
-    log.info('graph mail skipped', { reason: 'duplicate', via: item.via });
-    return { outcome: 'duplicate', reason: 'Message-ID already processed' };
-  }
+  // Owned by the queue message: its redelivery after a crash takes the claim over at once, however the
+  // host's timeouts are set; any other copy waits for it to go stale.
+  const claim = await processed.claimProvisional(MAIL_SOURCE, tenant, claimId, { staleAfterMs: MAIL_CLAIM_STALE_MS, ...(opts.owner ? { owner: opts.owner } : {}) });
   if (claim === 'pending') {
     // Its event may not be on the queue yet (the holder may have died): never a duplicate until confirmed.
     log.info('graph mail deferred: another delivery holds its claim', { via: item.via });
     throw new MailInProgressError();
   }
-  try {
-    const own = new Set((await gs.mailboxes.list(tenant, integration)).map((m) => m.address));
-    const kind = classifyMessage(message, own);
-    if (kind.kind === 'ignore') {
-      await processed.confirm(MAIL_SOURCE, tenant, [claimId]);
-      await processed.claim(SEEN_SOURCE, tenant, seenKey);
-      log.info('graph mail ignored', { reason: kind.reason, via: item.via });
-      return { outcome: 'ignored', reason: kind.reason };
+  let outcome: WorkOutcome;
+  if (claim === 'done') {
+    log.info('graph mail skipped', { reason: 'duplicate', via: item.via });
+    outcome = { outcome: 'duplicate', reason: 'Message-ID already processed' };
+  } else {
+    faultPoint('graph.mail.claim');
+    try {
+      outcome = await publishMail(gs, ctx, item, message, key, log);
+    } catch (err) {
+      // Give the claim back so the queue's retry can do the work.
+      await processed.release(MAIL_SOURCE, tenant, claimId).catch(() => undefined);
+      throw err;
     }
-
-    const conversationId = message.conversationId;
-    const ticketRef = ticketRefFor(tenant, integration, key);
-    const now = new Date().toISOString();
-    const started = await gs.conversations.tryCreate(tenant, conversationId, {
-      integrationId: integration,
-      mailbox: ctx.mailbox.address,
-      ticketRef,
-      firstMessageKey: key,
-      ...requesterOf(message),
-      subject: (message.subject ?? '').slice(0, 1024),
-      lastMessageId: message.id,
-      lastMessageAt: message.receivedDateTime ?? now,
-      createdAt: now,
-    });
-    const conversation = started ? undefined : await gs.conversations.get(tenant, conversationId);
-    // The creator's own redelivery (a retry after a failed publish) still asks for the ticket.
-    const isNew = started || conversation === undefined || conversation.firstMessageKey === key;
-
-    let eventId: string;
-    if (isNew) {
-      const data = createTicketFromEmail(message, ctx.mailbox.address);
-      const ev = await events.publish({ tenantId: tenant, integrationId: integration, name: CREATE_EVENT, connector: CONNECTOR, subject: `conversations/${conversationId}`, idParts: [integration, key], data, dataSchema: ticketCreateRequestSchema });
-      eventId = ev.id;
-    } else {
-      const data = commentFromEmail(message, ctx.mailbox.address, { ticketRef: conversation.ticketRef, ticketId: conversation.ticketId });
-      const ev = await events.publish({ tenantId: tenant, integrationId: integration, name: COMMENT_EVENT, connector: CONNECTOR, subject: `conversations/${conversationId}`, idParts: [integration, key], data, dataSchema: ticketCommentSchema });
-      eventId = ev.id;
-      await gs.conversations.touch(tenant, conversationId, { lastMessageId: message.id, lastMessageAt: message.receivedDateTime ?? now });
-    }
-    // The event is on the queue: only now is the mail done for every later delivery.
+    // The event is on the queue (or the mail needs none): only now is it done for every later delivery.
+    // Never released from here on: a failed confirmation leaves the claim pending under this queue
+    // message, whose retry takes it over and publishes the same event id again.
     await processed.confirm(MAIL_SOURCE, tenant, [claimId]);
-    await processed.claim(SEEN_SOURCE, tenant, seenKey);
-    log.info('graph mail published', { event: isNew ? CREATE_EVENT : COMMENT_EVENT, eventId, via: item.via });
-    return { outcome: isNew ? 'created' : 'commented', eventId };
-  } catch (err) {
-    // Give the claim back so the queue's retry can do the work.
-    await processed.release(MAIL_SOURCE, tenant, claimId).catch(() => undefined);
-    throw err;
+    faultPoint('graph.mail.confirm');
   }
+  // Saves the next delivery of this immutable id the read from Graph.
+  await processed.claim(SEEN_SOURCE, tenant, seenKey);
+  faultPoint('graph.mail.seen');
+  return outcome;
+}
+
+/** Under the mail's claim: its conversation row, then its event (or nothing, for mail that is no ticket). */
+async function publishMail(gs: GraphServices, ctx: Context, item: Extract<GraphWorkItem, { kind: 'message' }>, message: GraphMessage, key: string, log: Logger): Promise<WorkOutcome> {
+  const tenant = item.tenantId;
+  const integration = item.integrationId;
+  const own = new Set((await gs.mailboxes.list(tenant, integration)).map((m) => m.address));
+  const kind = classifyMessage(message, own);
+  if (kind.kind === 'ignore') {
+    log.info('graph mail ignored', { reason: kind.reason, via: item.via });
+    return { outcome: 'ignored', reason: kind.reason };
+  }
+
+  const conversationId = message.conversationId;
+  const ticketRef = ticketRefFor(tenant, integration, key);
+  const now = new Date().toISOString();
+  const started = await gs.conversations.tryCreate(tenant, conversationId, {
+    integrationId: integration,
+    mailbox: ctx.mailbox.address,
+    ticketRef,
+    firstMessageKey: key,
+    ...requesterOf(message),
+    subject: (message.subject ?? '').slice(0, 1024),
+    lastMessageId: message.id,
+    lastMessageAt: message.receivedDateTime ?? now,
+    createdAt: now,
+  });
+  faultPoint('graph.mail.conversation');
+  const conversation = started ? undefined : await gs.conversations.get(tenant, conversationId);
+  // The creator's own redelivery (a retry after a failed publish) still asks for the ticket.
+  const isNew = started || conversation === undefined || conversation.firstMessageKey === key;
+
+  let eventId: string;
+  if (isNew) {
+    const data = createTicketFromEmail(message, ctx.mailbox.address);
+    const ev = await gs.services.events.publish({ tenantId: tenant, integrationId: integration, name: CREATE_EVENT, connector: CONNECTOR, subject: `conversations/${conversationId}`, idParts: [integration, key], data, dataSchema: ticketCreateRequestSchema });
+    eventId = ev.id;
+  } else {
+    // Before the publish, so that nothing but the confirmation stands between the event and the
+    // claim's end (a crash there is the one that sends the event twice).
+    await gs.conversations.touch(tenant, conversationId, { lastMessageId: message.id, lastMessageAt: message.receivedDateTime ?? now });
+    faultPoint('graph.mail.touch');
+    const data = commentFromEmail(message, ctx.mailbox.address, { ticketRef: conversation.ticketRef, ticketId: conversation.ticketId });
+    const ev = await gs.services.events.publish({ tenantId: tenant, integrationId: integration, name: COMMENT_EVENT, connector: CONNECTOR, subject: `conversations/${conversationId}`, idParts: [integration, key], data, dataSchema: ticketCommentSchema });
+    eventId = ev.id;
+  }
+  faultPoint('graph.mail.publish');
+  log.info('graph mail published', { event: isNew ? CREATE_EVENT : COMMENT_EVENT, eventId, via: item.via });
+  return { outcome: isNew ? 'created' : 'commented', eventId };
 }
 
 /** The timer's fan-out: one `maintain` job per watched mailbox of every tenant. */

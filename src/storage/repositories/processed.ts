@@ -93,11 +93,14 @@ export class ProcessedStore {
    * can take), takes it over instead of dropping the work as a duplicate.
    * `claimed`: the caller holds it; `done`: confirmed by someone; `pending`: someone holds it unconfirmed
    * and may still be at work (the caller should come back later rather than call it a duplicate).
+   * `owner` (as in `claimMany`): a claim this owner took earlier is taken over at once, stale or not. Only
+   * for an owner that cannot be at work twice, such as a queue message, which is visible again only once
+   * the invocation that held it has ended.
    */
-  async claimProvisional(source: string, tenant: TenantId, id: string, opts: { staleAfterMs: number; note?: string }, attempt = 1): Promise<ProvisionalClaim> {
+  async claimProvisional(source: string, tenant: TenantId, id: string, opts: { staleAfterMs: number; note?: string; owner?: string }, attempt = 1): Promise<ProvisionalClaim> {
     const pk = partitionKey.processed(source, tenant);
     const rk = escapeKeyPart(id);
-    const row: ProcessedRow = { processedAt: this.now(), pending: true, ...(opts.note ? { note: opts.note } : {}) };
+    const row: ProcessedRow = { processedAt: this.now(), pending: true, ...(opts.note ? { note: opts.note } : {}), ...(opts.owner ? { owner: opts.owner } : {}) };
     // A claim already held is decided from a read, writing nothing (a redelivery must not rewrite the
     // index entry); only a new claim or a takeover is entered in the index, before its row is written.
     let held = await this.table.get(pk, rk);
@@ -114,7 +117,8 @@ export class ProcessedStore {
       if (!held) return attempt < 3 ? this.claimProvisional(source, tenant, id, opts, attempt + 1) : 'pending';
     }
     if (held.data.pending !== true) return 'done';
-    if (this.now() - held.data.processedAt < opts.staleAfterMs) return 'pending';
+    const ours = opts.owner !== undefined && held.data.owner === opts.owner;
+    if (!ours && this.now() - held.data.processedAt < opts.staleAfterMs) return 'pending';
     await this.#scheduleExpiry(source, tenant, id, row.processedAt);
     try {
       // Conditional on the ETag: of two retries taking over the same stale claim, one wins.

@@ -70,6 +70,22 @@ describe('ProcessedStore', () => {
     clock += 120_000;
     expect(await store.claimProvisional('hs', t, 'e4', opts)).toBe('done');
   });
+
+  it("a provisional claim's owner takes it over at once; anyone else still waits for it to go stale", async () => {
+    let clock = 5_000_000;
+    const store = new ProcessedStore(new TenantTable<ProcessedRow>(az.clients.table(TABLES.processed)), () => clock);
+    const t = tenantId('t-owner');
+    const opts = { staleAfterMs: 60_000 };
+    expect(await store.claimProvisional('hs', t, 'o1', { ...opts, owner: 'queue-msg-1' })).toBe('claimed');
+    clock += 1_000;
+    // Another delivery (another queue message, or none named) may be racing a live holder: it waits.
+    expect(await store.claimProvisional('hs', t, 'o1', { ...opts, owner: 'queue-msg-2' })).toBe('pending');
+    expect(await store.claimProvisional('hs', t, 'o1', opts)).toBe('pending');
+    // The same queue message back again means its earlier invocation ended without confirming.
+    expect(await store.claimProvisional('hs', t, 'o1', { ...opts, owner: 'queue-msg-1' })).toBe('claimed');
+    await store.confirm('hs', t, ['o1']);
+    expect(await store.claimProvisional('hs', t, 'o1', { ...opts, owner: 'queue-msg-1' })).toBe('done');
+  });
 });
 
 describe('EngineEventPublisher', () => {

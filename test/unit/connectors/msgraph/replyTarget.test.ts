@@ -3,10 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createGraphServices, graphWorkItemSchema, processWorkItem, replyFromEngine, type GraphServices } from '../../../../src/connectors/msgraph';
+import { replyClaimStaleMs } from '../../../../src/connectors/msgraph/reply';
 import { parseConfig } from '../../../../src/config';
 import { Logger } from '../../../../src/platform/logging';
 import { createServices } from '../../../../src/platform/services';
-import { integrationId, tenantId, type IntegrationId } from '../../../../src/storage';
+import { escapeKeyPart, integrationId, partitionKey, TABLES, TenantTable, tenantId, type IntegrationId, type ProcessedRow } from '../../../../src/storage';
 import { startFakeGraph, type FakeGraph } from '../../../fakes/graph';
 import { useAzurite } from '../../../helpers/azurite';
 import { TEST_JWT_SECRET } from '../../../helpers/jwt';
@@ -89,5 +90,23 @@ describe('who an engine reply goes to', () => {
     await replyFromEngine(gs, tenant, integration, { conversation_id: conversationId, body_html: '<p>y</p>', to: ['dave@customer.example'] }, 'k-3', silent);
     expect(lastSentTo()).toEqual(['dave@customer.example']);
     expect(fake.messages(entra, support, 'sentitems').flatMap((m) => m.toRecipients.map((r) => r.emailAddress.address))).not.toContain(outsider);
+  });
+
+  it("an Idempotency-Key left pending by a call that died is 'in progress' (409) until stale, then the retry sends once", async () => {
+    const first = await fake.deliverMail(entra, support, { from: requester, subject: 'Monitor', text: 'Flickers.' }, { notify: false });
+    expect(await processMail(first.message.immutableId)).toMatchObject({ outcome: 'created' });
+    const req = { conversation_id: first.message.conversationId, body_html: '<p>Pending key</p>' };
+    const sent = () => fake.messages(entra, support, 'sentitems').filter((m) => m.body.content === req.body_html).length;
+    // What a call that died after claiming leaves behind.
+    const claimId = `${integration}:k-died`;
+    expect(await gs.services.processed.claimProvisional('msgraph-reply', tenant, claimId, { staleAfterMs: 1 })).toBe('claimed');
+    await expect(replyFromEngine(gs, tenant, integration, req, 'k-died', silent)).rejects.toMatchObject({ status: 409, code: 'reply-in-progress', headers: { 'Retry-After': '60' } });
+    expect(sent()).toBe(0);
+    // Older than the function timeout and a tenth: its call cannot be running any more.
+    const rows = new TenantTable<ProcessedRow>(azurite.clients.table(TABLES.processed));
+    await rows.upsert(partitionKey.processed('msgraph-reply', tenant), escapeKeyPart(claimId), { processedAt: Date.now() - replyClaimStaleMs(gs.services.config.functionTimeoutMs) - 1_000 });
+    expect(await replyFromEngine(gs, tenant, integration, req, 'k-died', silent)).toMatchObject({ status: 'sent' });
+    expect(await replyFromEngine(gs, tenant, integration, req, 'k-died', silent)).toEqual({ status: 'duplicate' });
+    expect(sent()).toBe(1);
   });
 });
