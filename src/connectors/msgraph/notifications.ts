@@ -6,6 +6,7 @@ import { ENTRA_TENANT_ID } from './client';
 import type { GraphServices } from './services';
 import { clientStateHash } from './subscriptions';
 import { LIFECYCLE_EVENTS } from './workItems';
+import { faultPoint } from '../../platform/faultPoints';
 
 /** Graph batches notifications; a sane delivery is far below this. */
 export const MAX_NOTIFICATION_BYTES = 1024 * 1024;
@@ -109,6 +110,7 @@ export async function acceptNotifications(gs: GraphServices, raw: string, kind: 
   const receivedAt = Date.now();
   const parts = splitIntoMessages(QUEUES.graphWebhooks, items, (part, index): GraphDeliveryMessage => ({ source: 'msgraph', kind, deliveryId, part: index, receivedAt, items: part }));
   await Promise.all(parts.map((m) => gs.services.queues.sendIntake(QUEUES.graphWebhooks, m)));
+  faultPoint('graph.intake.queued');
   const dropped = payload.data.value.length - items.length;
   log.info('graph notification delivery accepted', { kind, deliveryId, items: payload.data.value.length, queued: items.length, dropped, messages: parts.length, ...(dropped > 0 ? { reasons: Object.fromEntries(reasons) } : {}) });
   return { status: 202, queued: items.length, dropped, messages: parts.length };
