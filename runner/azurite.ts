@@ -10,6 +10,14 @@ export interface AzuriteInstance {
   connectionString: string;
   ports: { blob: number; queue: number; table: number };
   stop(): Promise<void>;
+  /**
+   * Starts it again (stopping it first if it runs) on the same ports, with the same `location`, so the
+   * connection string clients hold stays valid: a storage outage and its end, for tests. With a `location`
+   * the data survives (Azurite saves its state when stopped; a request in flight as it stops may have its
+   * effect kept and its answer lost, like a dropped connection); in memory it comes back empty. Rejects if
+   * a port was taken meanwhile: falling back to other ports would point nobody's clients at it.
+   */
+  restart(): Promise<void>;
 }
 
 export interface AzuriteOptions {
@@ -38,20 +46,37 @@ function azuriteBin(): string {
 
 /** Starts Azurite (blob, queue, table) as a child process and resolves once all three listen. */
 export async function startAzurite(opts: AzuriteOptions = {}): Promise<AzuriteInstance> {
+  let running: Launched;
   try {
-    return await launch(opts, opts.ports ?? {});
+    running = await launch(opts, opts.ports ?? {});
   } catch (err) {
     if (opts.ports && err instanceof PortInUseError) {
       opts.log?.(`azurite: ${err.message}; using free ports instead`);
-      return launch(opts, {});
+      running = await launch(opts, {});
+    } else {
+      throw err;
     }
-    throw err;
   }
+  const ports = running.ports;
+  return {
+    connectionString: azuriteConnectionString(ports),
+    ports,
+    stop: () => stopChild(running.child, opts.log),
+    restart: async () => {
+      await stopChild(running.child, opts.log);
+      running = await launch(opts, ports);
+    },
+  };
 }
 
 class PortInUseError extends Error {}
 
-function launch(opts: AzuriteOptions, ports: { blob?: number; queue?: number; table?: number }): Promise<AzuriteInstance> {
+interface Launched {
+  child: ChildProcess;
+  ports: { blob: number; queue: number; table: number };
+}
+
+function launch(opts: AzuriteOptions, ports: { blob?: number; queue?: number; table?: number }): Promise<Launched> {
   const args = [
     azuriteBin(),
     '--disableTelemetry',
@@ -100,12 +125,7 @@ function launch(opts: AzuriteOptions, ports: { blob?: number; queue?: number; ta
         // Keep draining so a chatty child never blocks on a full pipe.
         child.stdout?.resume();
         child.stderr?.resume();
-        const p = { blob: found.blob, queue: found.queue, table: found.table };
-        resolve({
-          connectionString: azuriteConnectionString(p),
-          ports: p,
-          stop: () => stopChild(child),
-        });
+        resolve({ child, ports: { blob: found.blob, queue: found.queue, table: found.table } });
       }
     };
     child.stdout?.on('data', onData);
@@ -117,10 +137,13 @@ function launch(opts: AzuriteOptions, ports: { blob?: number; queue?: number; ta
   });
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
+function stopChild(child: ChildProcess, log?: (line: string) => void): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
-    const kill = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    const kill = setTimeout(() => {
+      log?.('azurite: still running 5 s after SIGTERM; killed');
+      child.kill('SIGKILL');
+    }, 5_000);
     child.once('exit', () => {
       clearTimeout(kill);
       resolve();

@@ -121,7 +121,13 @@ export class QueuePoller {
         }
       }
       for (const msg of received) {
-        const p = this.process(msg).finally(() => this.inFlight.delete(p));
+        // `process` turns a failing function into a retry; what it cannot absorb is storage failing under
+        // its own bookkeeping (moving a message to poison during an outage). Left alone, that rejection
+        // is unhandled and ends the whole runner process. The host logs it and carries on: the message
+        // was not deleted, so it comes back when its invisibility runs out (and goes to poison then).
+        const p = this.process(msg)
+          .catch((err: unknown) => this.log('error', `queue ${this.queueName}: message ${msg.messageId} could not be settled; it is retried when it becomes visible again: ${err instanceof Error ? err.message : String(err)}`))
+          .finally(() => this.inFlight.delete(p));
         this.inFlight.add(p);
       }
       if (received.length > 0) {

@@ -1,5 +1,9 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { TableServiceClient } from '@azure/data-tables';
+import os from 'node:os';
+import path from 'node:path';
+import { TableClient, TableServiceClient } from '@azure/data-tables';
+import { QueueClient } from '@azure/storage-queue';
 import { startAzurite } from '../../../runner/azurite';
 import { freePort } from '../../helpers/runner';
 
@@ -35,4 +39,35 @@ describe('startAzurite', () => {
       await az.stop();
     }
   });
+
+  it('restarts on the same ports with its data when it has a location; a port taken meanwhile is an error, not other ports', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'itil-azurite-restart-'));
+    const az = await startAzurite({ location: dir });
+    const squatter = net.createServer();
+    try {
+      const before = { ...az.ports };
+      const table = TableClient.fromConnectionString(az.connectionString, 'Kept', { allowInsecureConnection: true });
+      await table.createTable();
+      await table.createEntity({ partitionKey: 'p', rowKey: 'r', value: 'before the restart' });
+      const queue = new QueueClient(az.connectionString.replace(/;$/, ''), 'kept');
+      await queue.createIfNotExists();
+      await queue.sendMessage('still here');
+
+      await az.stop();
+      await expect(table.getEntity('p', 'r', { requestOptions: { timeout: 2_000 } })).rejects.toThrow();
+      await az.restart();
+      expect(az.ports).toEqual(before);
+      // The clients made before the outage work again, and nothing written before it is gone.
+      expect((await table.getEntity<{ value: string }>('p', 'r')).value).toBe('before the restart');
+      expect((await queue.peekMessages()).peekedMessageItems.map((m) => m.messageText)).toEqual(['still here']);
+
+      await az.stop();
+      await new Promise<void>((r) => squatter.listen(before.queue, '127.0.0.1', () => r()));
+      await expect(az.restart()).rejects.toThrow(/port is taken/);
+    } finally {
+      await az.stop();
+      await new Promise<void>((r) => (squatter.listening ? squatter.close(() => r()) : r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
