@@ -1,11 +1,8 @@
 import { app } from '@azure/functions';
 import { z } from 'zod';
 import { getGraphServices, replyFromEngine, replyRequestSchema } from '../connectors/msgraph';
-import { ValidationError } from '../platform/errors';
-import { httpHandler, json } from '../platform/http';
+import { httpHandler, idempotencyKeyOf, json } from '../platform/http';
 import { integrationIdSchema, tenantIdSchema } from '../storage';
-
-const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The engine replies to a ticket's email thread, from the tenant's support mailbox. */
 app.http('msgraphReply', {
@@ -20,10 +17,7 @@ app.http('msgraphReply', {
       maxBodyBytes: 512 * 1024,
     },
     async ({ params, body, request, log }) => {
-      const key = request.headers.get('idempotency-key') ?? undefined;
-      if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
-        throw new ValidationError('The Idempotency-Key header is invalid.', [{ location: 'header', path: 'idempotency-key', message: '1-128 of letters, digits, ".", "_", ":" or "-"' }]);
-      }
+      const key = idempotencyKeyOf(request.headers);
       const outcome = await replyFromEngine(getGraphServices(), params.tenant_id, params.integration_id, body, key, log);
       if (outcome.status === 'duplicate') return json(200, { status: 'duplicate' });
       return json(202, {
