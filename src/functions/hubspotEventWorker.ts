@@ -23,7 +23,7 @@ app.storageQueue('hubspotEventWorker', {
     }
     const caller = hs.callerFor(integration, { priority: 'interactive', log, signal: AbortSignal.timeout(MESSAGE_BUDGET_MS) });
     try {
-      const result = await processEventsMessage({ records: hs.records, events: services.events, log, labelsCache }, integration, caller, message);
+      const result = await processEventsMessage({ records: hs.records, events: services.events, processed: services.processed, log, labelsCache }, integration, caller, message);
       log.info('HubSpot events processed', { ...result, events: message.events.length });
     } catch (err) {
       // A dead grant has already marked the integration needs_reauth; retrying cannot help.

@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import { getHubSpotServices } from '../connectors/hubspot/services';
-import { SyncEngine, syncMessageSchema } from '../connectors/hubspot';
+import { SyncEngine, syncLeaseTtlMs, syncMessageSchema } from '../connectors/hubspot';
 import { queueHandler } from '../platform/workers';
 import { QUEUES } from '../storage';
 
@@ -24,7 +24,7 @@ app.storageQueue('hubspotSyncWorker', {
         log,
         callerFor: async (integration) => hs.callerFor(integration, { priority: 'background', signal, log }),
       },
-      { budgetMs },
+      { budgetMs, leaseTtlMs: syncLeaseTtlMs(services.config.functionTimeoutMs) },
     );
     const outcome = await engine.runJob(message, { dequeueCount });
     log.info('sync job finished', { outcome: outcome.outcome, syncId: outcome.syncId, ...('reason' in outcome ? { reason: outcome.reason } : {}) });

@@ -119,35 +119,48 @@ export class TenantTable<T extends RowData> {
    * touch an entity only once.
    */
   async upsertMany(pk: PartitionKey, rows: Array<{ rowKey: string; data: Partial<T> }>, mode: 'Merge' | 'Replace' = 'Merge'): Promise<number> {
-    const unique = new Map<string, Partial<T>>();
-    for (const r of rows) unique.set(r.rowKey, r.data);
-    let batch: TransactionAction[] = [];
-    let bytes = 0;
-    // Sizes start as a cheap upper bound; a batch whose bound nears the limit switches to exact sizes.
-    let exact = false;
     let transactions = 0;
-    const flush = async () => {
-      if (batch.length === 0) return;
+    for (const batch of upsertBatches(pk, rows, mode, MAX_BATCH, MAX_BATCH_BYTES)) {
       await this.client.submitTransaction(batch);
       transactions++;
-      batch = [];
-      bytes = 0;
-      exact = false;
-    };
-    for (const [rk, data] of unique) {
-      const entity = { ...data, partitionKey: pk, rowKey: rk };
-      let size = exact ? exactSize(entity) : sizeBound(entity);
-      if (!exact && bytes + size > MAX_BATCH_BYTES) {
-        exact = true;
-        bytes = 0;
-        for (const action of batch) bytes += exactSize(action[1] as Record<string, unknown>);
-        size = exactSize(entity);
-      }
-      if (batch.length >= MAX_BATCH || bytes + size > MAX_BATCH_BYTES) await flush();
-      batch.push(['upsert', entity, mode]);
-      bytes += size;
     }
-    await flush();
+    return transactions;
+  }
+
+  /**
+   * `upsertMany` where every transaction also writes one more row that must change together with the rows
+   * in it (a counter over them), so that no crash or failure can leave the rows written and the companion
+   * not, or the other way round. `companion(rowKeys)` returns that write for the rows of one transaction:
+   * a `create`, or an `update` conditional on the ETag it read. When the transaction fails because the
+   * companion row changed or appeared meanwhile (another writer), nothing of it was written; `companion`
+   * is asked again and the transaction retried, up to `attempts` times. `undefined` writes the rows alone.
+   */
+  async upsertManyWithCompanion(
+    pk: PartitionKey,
+    rows: Array<{ rowKey: string; data: Partial<T> }>,
+    mode: 'Merge' | 'Replace',
+    companion: (rowKeys: string[]) => Promise<TransactionAction | undefined>,
+    attempts = 30,
+  ): Promise<number> {
+    let transactions = 0;
+    // One action and some bytes of each transaction are the companion's.
+    for (const batch of upsertBatches(pk, rows, mode, MAX_BATCH - 1, MAX_BATCH_BYTES - COMPANION_BYTES)) {
+      const keys = batch.map((a) => String(a[1].rowKey));
+      for (let attempt = 1; ; attempt++) {
+        // Jittered backoff after a lost race, so writers of the same companion spread out.
+        if (attempt > 1) await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
+        const extra = await companion(keys);
+        try {
+          await this.client.submitTransaction(extra ? [...batch, extra] : batch);
+          break;
+        } catch (err) {
+          const lostRace = err instanceof RestError && (err.statusCode === 412 || err.statusCode === 409);
+          if (!lostRace || !extra) throw err;
+          if (attempt >= attempts) throw new PreconditionFailedError(`${this.name}: the row written with these rows kept changing; gave up after ${attempts} attempts`, err);
+        }
+      }
+      transactions++;
+    }
     return transactions;
   }
 
@@ -202,6 +215,41 @@ export class TenantTable<T extends RowData> {
 }
 
 const ENTITY_OVERHEAD_BYTES = 256;
+/** Room left in each transaction of `upsertManyWithCompanion` for its companion row (a small counter). */
+const COMPANION_BYTES = 64 * 1024;
+
+/**
+ * Upserts of one partition grouped into transactions the service takes: at most `maxOps` rows and
+ * `maxBytes` each. Rows with the same key are collapsed (last wins): a transaction may touch an entity
+ * only once.
+ */
+function* upsertBatches<T extends RowData>(pk: PartitionKey, rows: Array<{ rowKey: string; data: Partial<T> }>, mode: 'Merge' | 'Replace', maxOps: number, maxBytes: number): Generator<TransactionAction[]> {
+  const unique = new Map<string, Partial<T>>();
+  for (const r of rows) unique.set(r.rowKey, r.data);
+  let batch: TransactionAction[] = [];
+  let bytes = 0;
+  // Sizes start as a cheap upper bound; a batch whose bound nears the limit switches to exact sizes.
+  let exact = false;
+  for (const [rk, data] of unique) {
+    const entity = { ...data, partitionKey: pk, rowKey: rk };
+    let size = exact ? exactSize(entity) : sizeBound(entity);
+    if (!exact && bytes + size > maxBytes) {
+      exact = true;
+      bytes = 0;
+      for (const action of batch) bytes += exactSize(action[1] as Record<string, unknown>);
+      size = exactSize(entity);
+    }
+    if (batch.length >= maxOps || bytes + size > maxBytes) {
+      if (batch.length > 0) yield batch;
+      batch = [];
+      bytes = 0;
+      exact = false;
+    }
+    batch.push(['upsert', entity, mode]);
+    bytes += size;
+  }
+  if (batch.length > 0) yield batch;
+}
 
 function exactSize(entity: Record<string, unknown>): number {
   return Buffer.byteLength(JSON.stringify(entity), 'utf8') + ENTITY_OVERHEAD_BYTES;

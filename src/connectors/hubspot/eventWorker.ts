@@ -1,13 +1,17 @@
 import { z } from 'zod';
+import { faultPoint } from '../../platform/faultPoints';
 import type { Logger } from '../../platform/logging';
 import type { EngineEventPublisher } from '../../platform/events';
-import type { Integration } from '../../storage';
+import type { Integration, ProcessedStore } from '../../storage';
 import type { HubSpotCaller } from './caller';
-import type { HubSpotEventsMessage, HubSpotObjectType, QueuedEvent } from './events';
+import { WEBHOOK_CLAIM_STALE_MS, type HubSpotEventsMessage, type HubSpotObjectType, type QueuedEvent } from './events';
 import type { HubSpotRecordStore, RecordPlan } from './records';
 import { publishChanges } from './sync/changes';
 import { hubSpotObjectSchema, readAssociations, ticketPipelines, toHubSpotObject, type HubSpotObject, type PipelineLabels } from './sync/hubspotApi';
 import { OBJECT_SPECS } from './sync/objects';
+
+/** Where merge announcements are claimed in the Processed table (one per CloudEvent id). */
+export const MERGE_CLAIM_SOURCE = 'hubspot-merge';
 
 /** Batch read takes at most 100 ids (HubSpot's batch limit). */
 export const BATCH_READ_LIMIT = 100;
@@ -29,6 +33,8 @@ interface Coalesced {
 export interface EventWorkerDeps {
   records: HubSpotRecordStore;
   events: EngineEventPublisher;
+  /** Claims of merge announcements (`MERGE_CLAIM_SOURCE`). */
+  processed: ProcessedStore;
   log: Logger;
   /** Ticket pipeline labels per integration, kept a few minutes. */
   labelsCache?: Map<string, { at: number; labels: PipelineLabels }>;
@@ -148,8 +154,9 @@ export async function processEventsMessage(deps: EventWorkerDeps, integration: I
       const updated = plan.changes.filter((c) => c.kind === 'updated');
       result.created += await publishChanges(deps.events, { ...ctx, ...(labels ? { labels } : {}) }, type, created);
       result.updated += await publishChanges(deps.events, { ...ctx, ...(labels ? { labels } : {}) }, type, updated);
-      const applied = await deps.records.commit(t, i, type, plan);
-      await deps.records.adjustCounts(t, i, type, applied.countDelta);
+      faultPoint('hubspot.events.publish');
+      await deps.records.commit(t, i, type, plan, { counts: true });
+      faultPoint('hubspot.events.write');
     }
 
     if (toDelete.length > 0) {
@@ -166,8 +173,9 @@ export async function processEventsMessage(deps: EventWorkerDeps, integration: I
 
   for (const d of deletions) {
     result.deleted += await publishChanges(deps.events, ctx, d.type, d.plan.changes);
-    const archived = await deps.records.commit(t, i, d.type, d.plan);
-    await deps.records.adjustCounts(t, i, d.type, archived.countDelta);
+    faultPoint('hubspot.events.publish-deleted');
+    await deps.records.commit(t, i, d.type, d.plan, { counts: true });
+    faultPoint('hubspot.events.write-deleted');
   }
 
   for (const m of merges) {
@@ -183,7 +191,7 @@ export async function processEventsMessage(deps: EventWorkerDeps, integration: I
         occurredAt: new Date(e.occurredAt).toISOString(),
         source: 'webhook',
       };
-      await deps.events.publish({
+      const announcement = {
         tenantId: t,
         integrationId: i,
         name: `${OBJECT_SPECS[m.objectType].eventName}.merged`,
@@ -192,14 +200,26 @@ export async function processEventsMessage(deps: EventWorkerDeps, integration: I
         idParts: [i, m.objectType, m.objectId, 'merge', ...mergedIds, e.occurredAt],
         data,
         dataSchema: hubspotObjectMergedSchema,
-      });
-      result.merged++;
+      };
+      // Nothing in the store tells an announced merge from one still to announce (the merged-away rows
+      // may never have been held), so the announcement is claimed by its event id: a redelivered message,
+      // or the copy a fan-out retried after queueing, finds it done. Held by another delivery: that one
+      // (or its retry) announces it.
+      const eventId = deps.events.build(announcement).id;
+      const claim = (await deps.processed.claimMany(MERGE_CLAIM_SOURCE, t, [{ id: eventId }], { staleAfterMs: WEBHOOK_CLAIM_STALE_MS, owner: message.deliveryId })).get(eventId);
+      if (claim === 'claimed') {
+        await deps.events.publish(announcement);
+        result.merged++;
+        faultPoint('hubspot.events.publish-merged');
+        await deps.processed.confirm(MERGE_CLAIM_SOURCE, t, [eventId]);
+        faultPoint('hubspot.events.confirm-merged');
+      }
       // The merged-away records live on in the primary; their rows become tombstones (no separate event).
       const away = mergedIds.filter((id) => id !== m.objectId);
       if (away.length > 0) {
         const tomb = away.map((id): HubSpotObject => ({ id, properties: {}, lastModifiedMs: e.occurredAt, archived: true, archivedAtMs: e.occurredAt }));
-        const archived = await deps.records.commit(t, i, m.objectType, await deps.records.planArchive(t, i, m.objectType, tomb));
-        await deps.records.adjustCounts(t, i, m.objectType, archived.countDelta);
+        await deps.records.commit(t, i, m.objectType, await deps.records.planArchive(t, i, m.objectType, tomb), { counts: true });
+        faultPoint('hubspot.events.write-merged');
       }
     }
   }

@@ -1,3 +1,4 @@
+import { faultPoint } from '../../platform/faultPoints';
 import type { Logger } from '../../platform/logging';
 import { QUEUES, splitIntoMessages, type ProcessedStore, type QueueSender } from '../../storage';
 import type { AccountIndex, PortalLink } from './accountIndex';
@@ -76,6 +77,7 @@ export async function fanOut(deps: FanOutDeps, message: HubSpotDeliveryMessage):
     // Same delivery id: should this part die before its claims, its retry still owns them.
     const delaySeconds = deps.deferSeconds ?? DEFER_SECONDS;
     await deps.queues.sendIntake(QUEUES.hubspotWebhooks, { ...message, events: deferred }, { visibilityTimeoutSeconds: delaySeconds });
+    faultPoint('hubspot.fanout.defer');
     result.deferred = deferred.length;
     deps.log.info('HubSpot webhook events deferred: held by another delivery', { events: deferred.length, delaySeconds });
   }
@@ -85,6 +87,7 @@ export async function fanOut(deps: FanOutDeps, message: HubSpotDeliveryMessage):
 async function fanOutToIntegration(deps: FanOutDeps, link: PortalLink, events: QueuedEvent[], owner: string): Promise<{ queued: number; duplicates: number; messages: number; held: string[] }> {
   const claimId = (e: QueuedEvent) => webhookClaimId(link.integrationId, e.key);
   const outcome = await deps.processed.claimMany(WEBHOOK_CLAIM_SOURCE, link.tenantId, events.map((e) => ({ id: claimId(e), note: e.eventId })), { staleAfterMs: WEBHOOK_CLAIM_STALE_MS, owner });
+  faultPoint('hubspot.fanout.claim');
   const fresh = events.filter((e) => outcome.get(claimId(e)) === 'claimed');
   const held = events.filter((e) => outcome.get(claimId(e)) === 'pending').map((e) => e.key);
   const duplicates = events.length - fresh.length - held.length;
@@ -98,11 +101,13 @@ async function fanOutToIntegration(deps: FanOutDeps, link: PortalLink, events: Q
       await deps.processed.releaseMany(WEBHOOK_CLAIM_SOURCE, link.tenantId, unsent).catch(() => undefined);
       throw err;
     }
+    faultPoint('hubspot.fanout.queue');
     // Queued: the claims are final. Should this write fail, the events are queued all the same and the
     // claims only stay provisional (this delivery's retry would queue them again, which is harmless).
     await deps.processed
       .confirm(WEBHOOK_CLAIM_SOURCE, link.tenantId, m.events.map(claimId))
       .catch((err: unknown) => deps.log.warn('could not confirm webhook event claims', { tenantId: link.tenantId, integrationId: link.integrationId, events: m.events.length, error: err }));
+    faultPoint('hubspot.fanout.confirm');
   }
   return { queued: fresh.length, duplicates, messages: messages.length, held };
 }

@@ -25,7 +25,7 @@ export { verifyHubSpotSignature, signedUri, webhookBatchSchema, webhookEventSche
 export { WEBHOOK_CLAIM_STALE_MS, WEBHOOK_CLAIM_SOURCE, webhookClaimId, hubspotEventsMessageSchema, normalizeEvent, eventKey, type HubSpotEventsMessage, type QueuedEvent } from './events';
 export { receiveHubSpotDelivery, deliveryMessages, hubspotDeliveryMessageSchema, deliveryEventSchema, type HubSpotDeliveryMessage, type DeliveryEvent, type IntakeResult } from './intake';
 export { fanOut, DEFER_SECONDS, type FanOutResult, type FanOutDeps } from './fanOut';
-export { processEventsMessage, coalesce, hubspotObjectMergedSchema, type EventWorkerResult } from './eventWorker';
+export { processEventsMessage, coalesce, hubspotObjectMergedSchema, MERGE_CLAIM_SOURCE, type EventWorkerResult } from './eventWorker';
 export {
   upsertContacts,
   upsertCompanies,
@@ -41,6 +41,6 @@ export { HubSpotConnector } from './connector';
 
 // Sync (engine, checkpoints, queue messages) and the synced record store.
 export * from './sync';
-export { HubSpotRecordStore, recordVersion, countKeyOf, COUNT_SCAN_CAP } from './records';
+export { HubSpotRecordStore, recordVersion, countKeyOf, COUNT_SCAN_CAP, RECORD_COUNTS_ROW_KEY } from './records';
 export type { RecordRow, StoredRecord, RecordVersion, ChangeKind, RecordChange, ApplyResult, TicketQuery, TicketPage } from './records';
 export { callbackPage } from './callbackPage';

@@ -1,6 +1,6 @@
-import { odata } from '@azure/data-tables';
+import { odata, type TransactionAction } from '@azure/data-tables';
 import { z } from 'zod';
-import { PreconditionFailedError } from '../../platform/errors';
+import { ConflictError, PreconditionFailedError } from '../../platform/errors';
 import {
   escapeKeyPart,
   partitionKey,
@@ -22,7 +22,8 @@ const COUNTER_WRITE_ATTEMPTS = 30;
  * RowKey the escaped HubSpot id), with its synced properties, associations, ticket pipeline and stage
  * labels, and `lastPushedVersion` for echo suppression. Rows of deleted (archived) objects stay as
  * tombstones so a late event cannot bring them back and history is kept. Per-type counters live in
- * SyncState (`count.<type>`), so `total_count` is one point read.
+ * the same partition (RowKey `~counts`), so `total_count` is one point read, and a counter moves in the
+ * same entity-group transaction as the rows that move it: no crash can store a row and lose its count.
  */
 
 /** Table Storage holds at most 64 KiB per string property (UTF-16: 32 K characters); keep headroom. */
@@ -108,7 +109,8 @@ export interface RecordChange {
 
 /** What storing a batch would do: the rows to write, the changes, how the counters move. */
 export interface RecordPlan {
-  rows: Array<{ rowKey: string; data: Partial<RecordRow> }>;
+  /** `countDelta` of a row: how it moves the counters (absent: not at all). */
+  rows: Array<{ rowKey: string; data: Partial<RecordRow>; countDelta?: Record<string, number> }>;
   changes: RecordChange[];
   stale: number;
   unchanged: number;
@@ -134,6 +136,12 @@ export function countKeyOf(type: SyncObjectType, props: Record<string, string | 
   if (type !== 'tickets') return '';
   return `${props['hs_pipeline_stage'] ?? ''}|${(props['hs_ticket_priority'] ?? '').toUpperCase()}`;
 }
+
+/**
+ * RowKey of a type's counters in its Records partition. Escaped HubSpot ids are digits, so it names no
+ * record, and the row has no `archived` column, so no ticket query (they all filter on it) returns it.
+ */
+export const RECORD_COUNTS_ROW_KEY = '~counts';
 
 const countRowSchema = z.object({ byKey: z.string().default('{}') });
 const countMapSchema = z.record(z.string(), z.number().int());
@@ -162,10 +170,13 @@ export const COUNT_SCAN_CAP = 10_000;
 export class HubSpotRecordStore {
   private readonly records: TenantTable<RecordRow>;
   private readonly countRows: TenantTable<CountRow>;
+  /** Where the counters were kept before they moved into the Records partitions (SyncState `count.<type>`). */
+  private readonly legacyCountRows: TenantTable<CountRow>;
 
   constructor(storage: StorageClients) {
     this.records = new TenantTable<RecordRow>(storage.table(TABLES.records));
-    this.countRows = new TenantTable<CountRow>(storage.table(TABLES.syncState));
+    this.countRows = new TenantTable<CountRow>(storage.table(TABLES.records));
+    this.legacyCountRows = new TenantTable<CountRow>(storage.table(TABLES.syncState));
   }
 
   private pk(t: TenantId, i: IntegrationId, type: SyncObjectType): PartitionKey {
@@ -223,7 +234,10 @@ export class HubSpotRecordStore {
     if (opts.known) overlayVersions(existing, opts.known);
     const plan: RecordPlan = { rows: [], changes: [], stale: 0, unchanged: 0, countDelta: {} };
     const now = opts.now ?? Date.now();
-    const bump = (key: string, d: number) => (plan.countDelta[key] = (plan.countDelta[key] ?? 0) + d);
+    const bump = (row: RecordPlan['rows'][number], key: string, d: number) => {
+      plan.countDelta[key] = (plan.countDelta[key] ?? 0) + d;
+      row.countDelta = { ...row.countDelta, [key]: (row.countDelta?.[key] ?? 0) + d };
+    };
     for (const o of objects) {
       const found = existing.get(o.id);
       // A row with no version is only a `lastPushedVersion` stub (our write, not yet synced back).
@@ -233,17 +247,18 @@ export class HubSpotRecordStore {
         plan.stale++;
         continue;
       }
-      plan.rows.push({ rowKey: escapeKeyPart(o.id), data: toRow(type, o, { ...opts, now }) });
+      const row: RecordPlan['rows'][number] = { rowKey: escapeKeyPart(o.id), data: toRow(type, o, { ...opts, now }) };
+      plan.rows.push(row);
       const newKey = countKeyOf(type, o.properties);
       if (!prev || prev.archived) {
         plan.changes.push({ id: o.id, kind: 'created', echo: found?.lastPushedVersion === version, object: o });
-        bump(newKey, 1);
+        bump(row, newKey, 1);
       } else {
         if (prev.version !== version) plan.changes.push({ id: o.id, kind: 'updated', echo: prev.lastPushedVersion === version, object: o });
         else plan.unchanged++;
         if (prev.countKey !== newKey) {
-          bump(prev.countKey, -1);
-          bump(newKey, 1);
+          bump(row, prev.countKey, -1);
+          bump(row, newKey, 1);
         }
       }
     }
@@ -273,6 +288,7 @@ export class HubSpotRecordStore {
       plan.rows.push({
         rowKey: escapeKeyPart(o.id),
         data: { archived: true, archivedAtMs: archivedAt, syncedAt: now, ...(opts.syncId ? { syncId: opts.syncId } : {}) },
+        countDelta: { [prev.countKey]: -1 },
       });
       plan.changes.push({ id: o.id, kind: 'deleted', echo: false, object: o });
       plan.countDelta[prev.countKey] = (plan.countDelta[prev.countKey] ?? 0) - 1;
@@ -280,10 +296,27 @@ export class HubSpotRecordStore {
     return plan;
   }
 
-  /** Writes a plan (Merge: columns the sync does not own, like `lastPushedVersion`, are kept). */
-  async commit(t: TenantId, i: IntegrationId, type: SyncObjectType, plan: RecordPlan): Promise<ApplyResult> {
-    await this.records.upsertMany(this.pk(t, i, type), plan.rows, 'Merge');
+  /**
+   * Writes a plan (Merge: columns the sync does not own, like `lastPushedVersion`, are kept). With
+   * `counts`, the counters move by the plan's delta in the same transactions as the rows that move them:
+   * a retry after a crash finds the rows stored and unchanged, so a count lost between the two writes
+   * (the change stored, the count never moved) cannot happen. Without, the counters are left alone (a full
+   * sync replaces them once it has seen every object).
+   */
+  async commit(t: TenantId, i: IntegrationId, type: SyncObjectType, plan: RecordPlan, opts: { counts?: boolean } = {}): Promise<ApplyResult> {
+    const pk = this.pk(t, i, type);
     const countDelta = Object.fromEntries(Object.entries(plan.countDelta).filter(([, v]) => v !== 0));
+    // Per row, not in sum: two rows that cancel out may still land in different transactions.
+    if (opts.counts && plan.rows.some((r) => Object.values(r.countDelta ?? {}).some((v) => v !== 0))) {
+      const deltaOf = new Map(plan.rows.map((r) => [r.rowKey, r.countDelta]));
+      await this.records.upsertManyWithCompanion(pk, plan.rows, 'Merge', async (rowKeys) => {
+        const delta: Record<string, number> = {};
+        for (const rk of rowKeys) for (const [k, v] of Object.entries(deltaOf.get(rk) ?? {})) delta[k] = (delta[k] ?? 0) + v;
+        return this.counterWrite(t, i, type, delta);
+      });
+    } else {
+      await this.records.upsertMany(pk, plan.rows, 'Merge');
+    }
     return { written: plan.rows.length, changes: plan.changes, stale: plan.stale, unchanged: plan.unchanged, countDelta };
   }
 
@@ -312,37 +345,59 @@ export class HubSpotRecordStore {
   // ---- counters ------------------------------------------------------------------------------------
 
   async counts(t: TenantId, i: IntegrationId, type: SyncObjectType): Promise<Record<string, number>> {
-    const row = await this.countRows.get(partitionKey.integration(t, i), countRowKey(type));
-    return row ? parseCounts(row.data) : {};
+    const row = await this.countRows.get(this.pk(t, i, type), RECORD_COUNTS_ROW_KEY);
+    return row ? parseCounts(row.data) : this.legacyCounts(t, i, type);
   }
 
   /** Replaces the counters (a completed full sync knows every live object). */
   async setCounts(t: TenantId, i: IntegrationId, type: SyncObjectType, byKey: Record<string, number>): Promise<void> {
-    await this.countRows.upsert(partitionKey.integration(t, i), countRowKey(type), { byKey: JSON.stringify(dropZero(byKey)) }, 'Replace');
+    await this.countRows.upsert(this.pk(t, i, type), RECORD_COUNTS_ROW_KEY, { byKey: JSON.stringify(dropZero(byKey)) }, 'Replace');
   }
 
-  /** Moves the counters by `delta`, conditional on the row's ETag so concurrent writers do not lose updates. */
+  /**
+   * Moves the counters by `delta` alone, conditional on the row's ETag so concurrent writers do not lose
+   * updates. Writers of records move them with `commit(…, { counts: true })` instead, in the rows' own
+   * transactions.
+   */
   async adjustCounts(t: TenantId, i: IntegrationId, type: SyncObjectType, delta: Record<string, number>): Promise<void> {
     if (Object.values(delta).every((v) => v === 0)) return;
-    const pk = partitionKey.integration(t, i);
-    const rk = countRowKey(type);
+    const pk = this.pk(t, i, type);
     for (let attempt = 0; attempt < COUNTER_WRITE_ATTEMPTS; attempt++) {
       // Jittered backoff after a lost race, so a crowd of writers spreads out instead of colliding again.
       if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
-      const row = await this.countRows.get(pk, rk);
-      const next = parseCounts(row?.data);
-      for (const [k, v] of Object.entries(delta)) next[k] = Math.max(0, (next[k] ?? 0) + v);
-      const data = { byKey: JSON.stringify(dropZero(next)) };
+      const { etag, data } = await this.movedCounts(t, i, type, delta);
       try {
-        if (row) await this.countRows.update(pk, rk, data, row.etag, 'Replace');
-        else await this.countRows.create(pk, rk, data);
+        if (etag !== undefined) await this.countRows.update(pk, RECORD_COUNTS_ROW_KEY, data, etag, 'Replace');
+        else await this.countRows.create(pk, RECORD_COUNTS_ROW_KEY, data);
         return;
       } catch (err) {
-        if (err instanceof PreconditionFailedError || (err instanceof Error && err.name === 'ConflictError')) continue;
+        if (err instanceof PreconditionFailedError || err instanceof ConflictError) continue;
         throw err;
       }
     }
     throw new PreconditionFailedError(`record counters kept changing; gave up after ${COUNTER_WRITE_ATTEMPTS} attempts`);
+  }
+
+  /** The counters' write for a transaction of rows that move them by `delta` (none when they do not). */
+  private async counterWrite(t: TenantId, i: IntegrationId, type: SyncObjectType, delta: Record<string, number>): Promise<TransactionAction | undefined> {
+    if (Object.values(delta).every((v) => v === 0)) return undefined;
+    const { etag, data } = await this.movedCounts(t, i, type, delta);
+    const entity = { ...data, partitionKey: this.pk(t, i, type), rowKey: RECORD_COUNTS_ROW_KEY };
+    return etag !== undefined ? ['update', entity, 'Replace', { etag }] : ['create', entity];
+  }
+
+  /** The counters as they are now moved by `delta`, and the ETag they were read with (none: no row yet). */
+  private async movedCounts(t: TenantId, i: IntegrationId, type: SyncObjectType, delta: Record<string, number>): Promise<{ etag: string | undefined; data: CountRow }> {
+    const row = await this.countRows.get(this.pk(t, i, type), RECORD_COUNTS_ROW_KEY);
+    const next = row ? parseCounts(row.data) : await this.legacyCounts(t, i, type);
+    for (const [k, v] of Object.entries(delta)) next[k] = Math.max(0, (next[k] ?? 0) + v);
+    return { etag: row?.etag, data: { byKey: JSON.stringify(dropZero(next)) } };
+  }
+
+  /** The counters as SyncState held them before they moved into the Records partition: the new row starts from them. */
+  private async legacyCounts(t: TenantId, i: IntegrationId, type: SyncObjectType): Promise<Record<string, number>> {
+    const row = await this.legacyCountRows.get(partitionKey.integration(t, i), legacyCountRowKey(type));
+    return row ? parseCounts(row.data) : {};
   }
 
   // ---- reading tickets (the tickets endpoint) -------------------------------------------------------
@@ -432,7 +487,7 @@ function modifiedKey(ms: number): string {
   return String(Math.max(0, Math.trunc(ms))).padStart(15, '0');
 }
 
-function countRowKey(type: SyncObjectType): string {
+function legacyCountRowKey(type: SyncObjectType): string {
   return `count.${type}`;
 }
 

@@ -22,6 +22,8 @@ export const PROCESSED_RETENTION_MS: Readonly<Record<string, number>> = {
   'msgraph-reply': 8 * DAY,
   // A card's claim guards one teams-cards message, which lives at most 7 days on the queue: 8 days.
   'teams-card': 8 * DAY,
+  // A merge announcement's claim guards one hubspot-events message (at most 7 days on the queue): 8 days.
+  'hubspot-merge': 8 * DAY,
 };
 
 /**

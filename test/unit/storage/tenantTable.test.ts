@@ -1,4 +1,4 @@
-import { RestError } from '@azure/data-tables';
+import { RestError, type TransactionAction } from '@azure/data-tables';
 import { ConflictError, NotFoundError, PreconditionFailedError } from '../../../src/platform/errors';
 import type { StorageClients } from '../../../src/storage/clients';
 import { integrationId, partitionKey, rowKey, tenantId, tenantPartitionRange, unescapeKeyPart, type PartitionKey } from '../../../src/storage/keys';
@@ -184,6 +184,33 @@ describe('TenantTable batches', () => {
     await table.upsertMany(pk, keys.map((rk, n) => ({ rowKey: rk, data: { name: rk, n } })));
     await table.deleteMany(pk, [...keys, 'r0', 'r1']);
     expect(await collect(table.all(pk))).toHaveLength(0);
+  });
+
+  it('upsertManyWithCompanion writes the companion in every transaction (99 rows each) and retries one that lost the race for it', async () => {
+    const pk = partitionKey.integration(freshTenant(), integrationId('i1'));
+    const rows = Array.from({ length: 150 }, (_, k) => ({ rowKey: `r${String(k).padStart(3, '0')}`, data: { name: 'x', n: k } }));
+    let calls = 0;
+    // A counter of the rows: the first attempt finds it changed under it (another writer) and is retried.
+    const companion = async (keys: string[]): Promise<TransactionAction> => {
+      calls++;
+      const row = await table.get(pk, 'total');
+      if (calls === 1) await table.upsert(pk, 'total', { name: 'total', n: 1000 });
+      const entity = { partitionKey: pk, rowKey: 'total', name: 'total', n: (row?.data.n ?? 0) + keys.length };
+      return row ? ['update', entity, 'Replace', { etag: row.etag }] : ['create', entity];
+    };
+    expect(await table.upsertManyWithCompanion(pk, rows, 'Merge', companion)).toBe(2);
+    expect(calls).toBe(3);
+    expect((await table.get(pk, 'total'))?.data.n).toBe(1150);
+    expect(await collect(table.all(pk))).toHaveLength(151);
+  });
+
+  it('upsertManyWithCompanion: a transaction that cannot write its companion writes none of its rows', async () => {
+    const pk = partitionKey.integration(freshTenant(), integrationId('i1'));
+    await table.create(pk, 'total', { name: 'total', n: 0 });
+    const rows = Array.from({ length: 5 }, (_, k) => ({ rowKey: `r${k}`, data: { name: 'x', n: k } }));
+    const stale = async (): Promise<TransactionAction> => ['update', { partitionKey: pk, rowKey: 'total', name: 'total', n: 5 }, 'Replace', { etag: 'W/"datetime\'2000-01-01T00%3A00%3A00.0000000Z\'"' }];
+    await expect(table.upsertManyWithCompanion(pk, rows, 'Merge', stale, 2)).rejects.toBeInstanceOf(PreconditionFailedError);
+    expect((await collect(table.all(pk))).map((r) => r.rowKey)).toEqual(['total']);
   });
 });
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ensureError } from '../../../platform/errors';
+import { faultPoint } from '../../../platform/faultPoints';
 import type { EngineEventPublisher } from '../../../platform/events';
 import { redactString, type Logger } from '../../../platform/logging';
 import {
@@ -61,6 +62,17 @@ export const DEFAULT_SYNC_OPTIONS: SyncOptions = {
   maxDequeueCount: 5,
   now: Date.now,
 };
+
+/**
+ * The sync lease for a host whose function timeout is `functionTimeoutMs`: the default, but never more
+ * than half the timeout. An invocation cannot outlive the timeout, so a longer lease only keeps the
+ * integration blocked after its holder died; at half, the queue's redelivery of a crashed job (one
+ * function timeout after its dequeue) usually finds the lease already free instead of deferring. The
+ * holder renews at a third of it while pages flow.
+ */
+export function syncLeaseTtlMs(functionTimeoutMs: number): number {
+  return Math.min(DEFAULT_SYNC_OPTIONS.leaseTtlMs, Math.floor(functionTimeoutMs / 2));
+}
 
 export interface SyncDeps {
   storage: StorageClients;
@@ -159,6 +171,7 @@ export class SyncEngine {
       if (msg.trigger !== undefined && msg.trigger !== 'connect') return this.drop(log, syncId, 'superseded by another sync');
       const claimed = newRun({ syncId, syncType: msg.syncType, ...(msg.objectTypes ? { objectTypes: msg.objectTypes } : {}), ...(msg.trigger ? { trigger: msg.trigger } : {}) }, opts.now());
       if (!(await this.state.claimRun(t, i, claimed, current?.etag))) return this.drop(log, syncId, 'another sync was claimed first');
+      faultPoint('hubspot.sync.claim');
       current = { run: claimed, etag: '' };
     } else if (current.run.status !== 'queued' && current.run.status !== 'running') {
       return this.drop(log, syncId, `sync already ${current.run.status}`);
@@ -187,6 +200,7 @@ export class SyncEngine {
       }
       return this.drop(log, syncId, 'lease held by the invocation carrying this sync');
     }
+    faultPoint('hubspot.sync.lease');
 
     const started = opts.now();
     run = {
@@ -206,6 +220,7 @@ export class SyncEngine {
     try {
       await this.state.putRun(t, i, run);
       await this.writeEvent(t, i, run);
+      faultPoint('hubspot.sync.start');
       const caller = await this.deps.callerFor(integration);
       job = new Job(this, this.deps, this.state, log, integration, caller, run, lease, started);
       const done = await job.execute();
@@ -214,15 +229,23 @@ export class SyncEngine {
         run = { ...run, updatedAt: opts.now() };
         await this.state.putRun(t, i, run);
         await this.writeEvent(t, i, run);
+        faultPoint('hubspot.sync.pause');
         // Let go before queueing the next step, so that step finds the lease free.
         await this.deps.leases.release(job.lease);
         released = true;
+        faultPoint('hubspot.sync.release');
         await this.deps.queues.send(QUEUES.hubspotSync, { ...msg, continuation: { invocation: invocation + 1 }, trigger: 'continuation' });
+        faultPoint('hubspot.sync.continue');
         log.info('sync continues in a new invocation', { invocation, pages: run.pages, records: run.records, invocationMs: opts.now() - started, stageMs: job.stageTimings() });
         return { outcome: 'continued', syncId, run };
       }
-      run = await this.finish(t, i, run, 'completed');
-      await this.afterCompletion(integration, run, log);
+      // Announce, then store, as the pages do: the run says completed only once sync.completed is out. A
+      // crash before that re-runs the job, which finds every type done and announces once more; a crash
+      // after it finds the sync completed, with nothing left unsaid.
+      const finishedAt = opts.now();
+      await this.afterCompletion(integration, { ...run, finishedAt }, log);
+      run = await this.finish(t, i, run, 'completed', undefined, finishedAt);
+      faultPoint('hubspot.sync.finish');
       log.info('sync completed', { pages: run.pages, records: run.records, changes: run.changes, calls: run.calls, invocations: run.invocations, invocationMs: opts.now() - started, stageMs: job.stageTimings() });
       return { outcome: 'completed', syncId, run };
     } catch (err) {
@@ -273,8 +296,7 @@ export class SyncEngine {
     return { outcome: 'dropped', syncId, reason };
   }
 
-  private async finish(t: Integration['tenantId'], i: Integration['integrationId'], run: RunRow, status: RunStatus, error?: string): Promise<RunRow> {
-    const now = this.options.now();
+  private async finish(t: Integration['tenantId'], i: Integration['integrationId'], run: RunRow, status: RunStatus, error?: string, now = this.options.now()): Promise<RunRow> {
     const done: RunRow = { ...run, status, finishedAt: now, updatedAt: now, error };
     done.eventRowKey ??= eventRowKey(done.startedAt ?? done.queuedAt, done.syncId);
     await this.state.putRun(t, i, done);
@@ -307,6 +329,7 @@ export class SyncEngine {
   private async afterCompletion(integration: Integration, run: RunRow, log: Logger): Promise<void> {
     const { tenantId: t, integrationId: i } = integration;
     await updateIntegration(this.deps.integrations, t, i, () => ({ lastSyncAt: new Date(run.finishedAt ?? this.options.now()).toISOString() }));
+    faultPoint('hubspot.sync.last-sync-at');
     // A quiet 5-minute sweep is not news; a full sync (the initial load above all) or one with changes is.
     if (run.syncType !== 'full' && run.changes === 0) return;
     try {
@@ -330,8 +353,9 @@ export class SyncEngine {
         },
         dataSchema: hubspotSyncCompletedSchema,
       });
+      faultPoint('hubspot.sync.completed');
     } catch (err) {
-      // The data is stored and the history says completed; the engine can still read it.
+      // The data is stored and the history is about to say completed; the engine can still read it.
       log.warn('could not publish sync.completed', { error: err });
     }
   }
@@ -387,14 +411,13 @@ class Job {
   private runWrite: Promise<unknown> | undefined;
   private readonly estimates: Array<Promise<void>> = [];
   /** Milliseconds spent in each stage this invocation (stages overlap, so they do not sum to the run time). */
-  readonly stageMs: Record<'search' | 'list' | 'associations' | 'lookup' | 'publish' | 'write' | 'counters' | 'checkpoint', number> = {
+  readonly stageMs: Record<'search' | 'list' | 'associations' | 'lookup' | 'publish' | 'write' | 'checkpoint', number> = {
     search: 0,
     list: 0,
     associations: 0,
     lookup: 0,
     publish: 0,
     write: 0,
-    counters: 0,
     checkpoint: 0,
   };
 
@@ -534,6 +557,7 @@ class Job {
       );
     }
     await write;
+    faultPoint('hubspot.sync.checkpoint');
     // The in-memory run counts a page once its checkpoint is stored, as the stored sums do.
     if (counted) {
       this.run.pages += counted.pages;
@@ -677,7 +701,10 @@ class Job {
         process: async (p, next, done) => {
           // The counters are rebuilt from the live objects seen, so tombstones do not move them here.
           const counted = await this.applyArchived(type, p.objects, { adjustCounts: false });
-          if (done) await this.engine.records.setCounts(this.t, this.i, type, seenCounts);
+          if (done) {
+            await this.engine.records.setCounts(this.t, this.i, type, seenCounts);
+            faultPoint('hubspot.sync.count');
+          }
           const now = this.now;
           st = done
             ? {
@@ -835,12 +862,13 @@ class Job {
     const plan = await this.timed('lookup', () => this.engine.records.plan(this.t, this.i, type, objects, { ...ctx, known: planned.map }));
     planned.add(plan);
     await this.timed('publish', () => publishChanges(this.deps.events, { tenantId: this.t, integrationId: this.i, portalId: this.portalId, syncId: this.run.syncId, source: 'sync', ...(labels ? { labels } : {}) }, type, plan.changes));
+    faultPoint('hubspot.sync.publish');
     return plan;
   }
 
   private async commitLive(type: SyncObjectType, objects: HubSpotObject[], plan: RecordPlan, opts: { adjustCounts: boolean }): Promise<PageProgress> {
-    const result = await this.timed('write', () => this.engine.records.commit(this.t, this.i, type, plan));
-    if (opts.adjustCounts) await this.timed('counters', () => this.engine.records.adjustCounts(this.t, this.i, type, result.countDelta));
+    const result = await this.timed('write', () => this.engine.records.commit(this.t, this.i, type, plan, { counts: opts.adjustCounts }));
+    faultPoint('hubspot.sync.write');
     return { pages: 1, records: objects.length, changes: result.changes.length };
   }
 
@@ -857,17 +885,19 @@ class Job {
       await this.timed('publish', () =>
         publishChanges(this.deps.events, { tenantId: this.t, integrationId: this.i, portalId: this.portalId, syncId: this.run.syncId, source: 'sync', ...(labels ? { labels } : {}) }, type, plan.changes),
       );
-      result = await this.timed('write', () => this.engine.records.commit(this.t, this.i, type, plan));
+      faultPoint('hubspot.sync.publish');
+      result = await this.timed('write', () => this.engine.records.commit(this.t, this.i, type, plan, { counts: opts.adjustCounts }));
     }
-    if (opts.adjustCounts) await this.timed('counters', () => this.engine.records.adjustCounts(this.t, this.i, type, result.countDelta));
+    faultPoint('hubspot.sync.write');
     return { pages: 1, records: objects.length, changes: result.changes.length };
   }
 
   private async applyArchived(type: SyncObjectType, objects: HubSpotObject[], opts: { adjustCounts: boolean }): Promise<PageProgress> {
     const plan = await this.engine.records.planArchive(this.t, this.i, type, objects, { syncId: this.run.syncId, now: this.now });
     await publishChanges(this.deps.events, { tenantId: this.t, integrationId: this.i, portalId: this.portalId, syncId: this.run.syncId, source: 'sync' }, type, plan.changes);
-    const result = await this.engine.records.commit(this.t, this.i, type, plan);
-    if (opts.adjustCounts) await this.engine.records.adjustCounts(this.t, this.i, type, result.countDelta);
+    faultPoint('hubspot.sync.publish');
+    const result = await this.engine.records.commit(this.t, this.i, type, plan, { counts: opts.adjustCounts });
+    faultPoint('hubspot.sync.write');
     return { pages: 1, records: objects.length, changes: result.changes.length };
   }
 }

@@ -2,7 +2,7 @@ export { SYNC_OBJECT_TYPES, SYNC_TYPES, syncMessageSchema, syncObjectTypeSchema 
 export type { SyncMessage, SyncMessageInput, SyncObjectType, SyncType } from './messages';
 export { OBJECT_SPECS } from './objects';
 export type { ObjectTypeSpec } from './objects';
-export { DEFAULT_SYNC_OPTIONS, SYNC_LEASE_NAME, SyncEngine, newSyncId, safeError } from './engine';
+export { DEFAULT_SYNC_OPTIONS, SYNC_LEASE_NAME, SyncEngine, newSyncId, safeError, syncLeaseTtlMs } from './engine';
 export type { JobOutcome, SyncDeps, SyncOptions } from './engine';
 export { requestSync, activeHubSpotIntegrations, staggerSeconds } from './scheduler';
 export type { SyncRequestResult } from './scheduler';

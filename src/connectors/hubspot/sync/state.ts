@@ -8,7 +8,8 @@ import { SYNC_OBJECT_TYPES, SYNC_TYPES, syncObjectTypeSchema, type SyncObjectTyp
  *   `run`        the current or last sync: who owns it, its job-wide figures, its SyncEvents row
  *   `<type>`     the checkpoint of one object type: full-sync cursor, incremental window, watermark, and
  *                this sync's pages, records and changes of that type
- *   `count.<type>` the record counters (records.ts)
+ *   `count.<type>` the record counters as they were kept before they moved into the Records partitions
+ *                (records.ts reads them until a type's counters first move there)
  * The types' chains run side by side. Each type row has one writer (its chain), so a page's counters ride
  * in its checkpoint's row and the run's pages, records and changes are the sum over the type rows, read
  * with the run: two chains never overwrite each other's counts, and a page is counted exactly when its

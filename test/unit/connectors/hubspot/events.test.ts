@@ -81,7 +81,7 @@ describe('HubSpot webhook events', () => {
     const row = await w.base.integrations.get(tenant, integration);
     if (!row) throw new Error('no integration');
     const caller = w.hs.callerFor(row, { priority: 'interactive' });
-    return { result: await processEventsMessage({ records: w.hs.records, events: w.base.events, log: w.log, labelsCache: new Map() }, row, caller, message), caller };
+    return { result: await processEventsMessage({ records: w.hs.records, events: w.base.events, processed: w.base.processed, log: w.log, labelsCache: new Map() }, row, caller, message), caller };
   }
 
   it('fans a delivery out to every integration of the portal, and only those; a replay queues nothing', async () => {
@@ -280,7 +280,8 @@ describe('HubSpot webhook events', () => {
       ]),
       'd7',
     );
-    const { result } = await work(A, a, (await messages()).find((m) => m.tenantId === A) as HubSpotEventsMessage);
+    const message = (await messages()).find((m) => m.tenantId === A) as HubSpotEventsMessage;
+    const { result } = await work(A, a, message);
     expect(result).toMatchObject({ deleted: 1, merged: 1 });
     const out = await engineEvents();
     const types = out.map((e) => e.type);
@@ -291,6 +292,11 @@ describe('HubSpot webhook events', () => {
     expect(merged?.data).toMatchObject({ primaryObjectId: c1, mergedObjectIds: [c2] });
     expect((await w.hs.records.get(A, a, 'tickets', t))?.archived).toBe(true);
     expect((await w.hs.records.get(A, a, 'contacts', c2))?.archived).toBe(true);
+
+    // The same message again (a redelivery, or the second copy of a fan-out retried after queueing): the
+    // merge was announced, so nothing is, as for the deletion, whose tombstone is already stored.
+    expect((await work(A, a, message)).result).toMatchObject({ deleted: 0, merged: 0 });
+    expect(await engineEvents()).toEqual([]);
   });
 
   it('our own writes come back as echoes and are not announced; a later change by someone else is', async () => {

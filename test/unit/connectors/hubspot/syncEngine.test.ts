@@ -1,5 +1,5 @@
 import type { HubSpotCaller } from '../../../../src/connectors/hubspot/caller';
-import { HubSpotRecordStore, requestSync, SyncEngine, syncStatus, SyncStateStore, type SyncMessage } from '../../../../src/connectors/hubspot';
+import { HubSpotRecordStore, requestSync, SyncEngine, syncLeaseTtlMs, syncStatus, SyncStateStore, type SyncMessage } from '../../../../src/connectors/hubspot';
 import { partitionKey, type StorageClients } from '../../../../src/storage';
 import { startFakeHubSpot, type FakeHubSpot } from '../../../fakes/hubspot';
 import { useAzurite } from '../../../helpers/azurite';
@@ -598,5 +598,13 @@ describe('HubSpot sync engine', () => {
     expect(st.sync).toBeNull();
     expect(st.events).toEqual([]);
     expect(lines.join('\n')).not.toMatch(/pat-na1-|Bearer /);
+  });
+});
+
+describe('sync lease length', () => {
+  it('is two minutes under the 10-minute function timeout, and never more than half a shorter one', () => {
+    expect(syncLeaseTtlMs(10 * 60_000)).toBe(2 * 60_000);
+    expect(syncLeaseTtlMs(3 * 60_000)).toBe(90_000);
+    expect(syncLeaseTtlMs(15_000)).toBe(7_500);
   });
 });

@@ -128,7 +128,7 @@ describe('HubSpot webhook-driven changes with large multi-byte records', () => {
     if (!message) throw new Error('no hubspot-events message');
     const row = await w.base.integrations.get(T, integration);
     if (!row) throw new Error('no integration');
-    await processEventsMessage({ records: w.hs.records, events: w.base.events, log: w.log, labelsCache: new Map() }, row, w.hs.callerFor(row, { priority: 'interactive' }), message);
+    await processEventsMessage({ records: w.hs.records, events: w.base.events, processed: w.base.processed, log: w.log, labelsCache: new Map() }, row, w.hs.callerFor(row, { priority: 'interactive' }), message);
 
     const events = (await receiveEngineEvents(w.base.storage)).filter((e) => e.wire.type.endsWith('.ticket.created.v1'));
     expect(events).toHaveLength(1);

@@ -140,6 +140,39 @@ describe('HubSpot record store', () => {
     expect(await store.counts(t, i, 'contacts')).toEqual({ '': 18 });
   });
 
+  it('commit with counts moves the counters in the rows\' own transactions, over several of them and beside other writers', async () => {
+    const { t, i } = ids();
+    // Six writers of 110 new tickets each (two transactions apiece), side by side, then a move and a tombstone.
+    await Promise.all(
+      Array.from({ length: 6 }, async (_, w) => {
+        const objs = Array.from({ length: 110 }, (_, k) => ticket(String(10_000 + w * 1000 + k), 1000, { hs_ticket_priority: k % 2 ? 'HIGH' : 'LOW' }));
+        await store.commit(t, i, 'tickets', await store.plan(t, i, 'tickets', objs), { counts: true });
+      }),
+    );
+    expect(await store.counts(t, i, 'tickets')).toEqual({ '1|LOW': 330, '1|HIGH': 330 });
+    await store.commit(t, i, 'tickets', await store.plan(t, i, 'tickets', [ticket('10000', 2000, { hs_pipeline_stage: '4' })]), { counts: true });
+    await store.commit(t, i, 'tickets', await store.planArchive(t, i, 'tickets', [{ ...ticket('10001', 1000), archived: true, archivedAtMs: 3000 }]), { counts: true });
+    expect(await store.counts(t, i, 'tickets')).toEqual({ '1|LOW': 329, '1|HIGH': 329, '4|LOW': 1 });
+    // Stored once, a retry of the same page finds nothing to move.
+    const again = await store.plan(t, i, 'tickets', [ticket('10000', 2000, { hs_pipeline_stage: '4' })]);
+    await store.commit(t, i, 'tickets', again, { counts: true });
+    expect(await store.counts(t, i, 'tickets')).toEqual({ '1|LOW': 329, '1|HIGH': 329, '4|LOW': 1 });
+    // The counters row is in the records' partition but never a ticket.
+    const page = await store.listTickets(t, i, { limit: 1000 });
+    expect(page.tickets).toHaveLength(659);
+    expect(page.totalCount).toBe(659);
+  });
+
+  it('counters kept in SyncState before they moved are read, and the first move starts from them', async () => {
+    const { t, i } = ids();
+    await new TenantTable<{ byKey: string }>(clients.table(TABLES.syncState)).upsert(partitionKey.integration(t, i), 'count.tickets', { byKey: JSON.stringify({ '1|LOW': 7 }) });
+    expect(await store.counts(t, i, 'tickets')).toEqual({ '1|LOW': 7 });
+    await store.commit(t, i, 'tickets', await store.plan(t, i, 'tickets', [ticket('1', 1000)]), { counts: true });
+    expect(await store.counts(t, i, 'tickets')).toEqual({ '1|LOW': 8 });
+    await store.adjustCounts(t, i, 'contacts', { '': 2 });
+    expect(await store.counts(t, i, 'contacts')).toEqual({ '': 2 });
+  });
+
   it('keeps tenants apart: the same integration id under another tenant sees nothing', async () => {
     const a = ids();
     await store.apply(a.t, a.i, 'tickets', [ticket('1', 1000)]);
