@@ -28,3 +28,4 @@ export {
 export { raceSignal, sleep } from './abort';
 export { DistributedBudget, type BudgetKey, type BudgetOptions, type BudgetRow, type BudgetStats, type CallClass, type RateWindow } from './distributedBudget';
 export { limitKeyHash, MAX_SINGLE_CALL_LIMIT, SharedRateLimiter, type SharedGrant, type SharedLimitKey } from './sharedRateLimiter';
+export { staleClaimMs } from './claims';

@@ -3,6 +3,7 @@ import { AppError, NotFoundError } from '../../platform/errors';
 import { faultPoint } from '../../platform/faultPoints';
 import type { Logger } from '../../platform/logging';
 import type { IntegrationId, TenantId } from '../../storage';
+import { staleClaimMs } from '../base';
 import { toAppError } from './errors';
 import { NoRecipientError, replyToThread, ThreadNotFoundError } from './mail';
 import { requireActiveIntegration } from './mailboxes';
@@ -32,15 +33,7 @@ export type ReplyOutcome =
 
 const REPLY_SOURCE = 'msgraph-reply';
 
-/**
- * A reply's claim older than this belongs to a call that died: no live invocation runs past the function
- * timeout, and a tenth more covers clock skew between instances (the rule Teams cards follow too).
- */
-export function replyClaimStaleMs(functionTimeoutMs: number): number {
-  return Math.ceil(functionTimeoutMs * 1.1);
-}
-
-/** A retry of a reply whose first call has not finished, or died less than `replyClaimStaleMs` ago. */
+/** A retry of a reply whose first call has not finished, or died less than `staleClaimMs` ago. */
 export class ReplyInProgressError extends AppError {
   constructor(retryAfterSeconds: number) {
     super({
@@ -76,7 +69,7 @@ export async function replyFromEngine(gs: GraphServices, tenant: TenantId, integ
   const { processed } = gs.services;
   const claimId = idempotencyKey ? `${integrationId}:${idempotencyKey}` : undefined;
   if (claimId) {
-    const staleAfterMs = replyClaimStaleMs(gs.services.config.functionTimeoutMs);
+    const staleAfterMs = staleClaimMs(gs.services.config.functionTimeoutMs);
     const held = await processed.claimProvisional(REPLY_SOURCE, tenant, claimId, { staleAfterMs });
     if (held === 'done') {
       log.info('graph reply skipped', { reason: 'idempotency key already used' });

@@ -6,7 +6,7 @@ import type { ProcessedStore } from '../../storage/repositories/processed';
 import { QUEUES } from '../../storage/names';
 import { encodeQueueMessage, type QueueSender } from '../../storage/queueSender';
 import type { StorageClients } from '../../storage/clients';
-import { RetryAfterTooLongError } from '../base';
+import { RetryAfterTooLongError, staleClaimMs } from '../base';
 import { buildEnvelope } from './cards';
 import type { ChannelStore, PostOutcome } from './channelStore';
 import type { TeamsState } from './floodControl';
@@ -25,11 +25,6 @@ export const FALLBACK_LIMIT_KEY = 'app-teams-fallback';
 export const fallbackQuotaKey = (tenant: TenantId): string => `app-teams-fallback:${tenant}`;
 /** A message put back for later this many times (rate limits) is treated as failed. */
 export const MAX_DEFERRALS = 20;
-/**
- * A claim older than this belongs to an invocation that died: no live one runs past the function timeout
- * (10 min in host.json, so 11 min), and a tenth more covers clock skew between instances.
- */
-export const staleClaimMs = (functionTimeoutMs: number): number => Math.ceil(functionTimeoutMs * 1.1);
 
 export interface DeliverDeps {
   channels: ChannelStore;

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createGraphServices, graphWorkItemSchema, processWorkItem, replyFromEngine, type GraphServices } from '../../../../src/connectors/msgraph';
-import { replyClaimStaleMs } from '../../../../src/connectors/msgraph/reply';
+import { staleClaimMs } from '../../../../src/connectors/base';
 import { parseConfig } from '../../../../src/config';
 import { Logger } from '../../../../src/platform/logging';
 import { createServices } from '../../../../src/platform/services';
@@ -104,7 +104,7 @@ describe('who an engine reply goes to', () => {
     expect(sent()).toBe(0);
     // Older than the function timeout and a tenth: its call cannot be running any more.
     const rows = new TenantTable<ProcessedRow>(azurite.clients.table(TABLES.processed));
-    await rows.upsert(partitionKey.processed('msgraph-reply', tenant), escapeKeyPart(claimId), { processedAt: Date.now() - replyClaimStaleMs(gs.services.config.functionTimeoutMs) - 1_000 });
+    await rows.upsert(partitionKey.processed('msgraph-reply', tenant), escapeKeyPart(claimId), { processedAt: Date.now() - staleClaimMs(gs.services.config.functionTimeoutMs) - 1_000 });
     expect(await replyFromEngine(gs, tenant, integration, req, 'k-died', silent)).toMatchObject({ status: 'sent' });
     expect(await replyFromEngine(gs, tenant, integration, req, 'k-died', silent)).toEqual({ status: 'duplicate' });
     expect(sent()).toBe(1);
